@@ -1,0 +1,210 @@
+"""Loss, accuracy and gradient of a *stack* of K parameter vectors over a dataset.
+
+Two engines share one interface so the trainer (and later every measure) has one code path:
+
+- `StackedEngine`: K parameter sets stacked along dim 0, evaluated with
+  `torch.func.vmap(torch.func.functional_call)`; the template module's own tensors are never
+  read for parameters and never written.
+- `ModuleEngine`: one live `nn.Module` (K = 1), the plain PyTorch way; the per-seed loop.
+
+Both take inputs shaped (K, B, *input_shape) and return outputs (K, B, n_outputs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, vmap
+
+from landscape.params import Layout
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def cross_entropy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy per stack member, nats: logits (K, B, C), labels (K, B) -> (K,)."""
+    k, b, c = logits.shape
+    per = nn.functional.cross_entropy(logits.reshape(k * b, c), y.reshape(k * b), reduction="none")
+    return per.reshape(k, b).mean(dim=1)
+
+
+def mse(pred: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per stack member: (K, B, D), (K, B, D) -> (K,)."""
+    return ((pred - y) ** 2).flatten(start_dim=1).mean(dim=1)
+
+
+def accuracy(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Fraction of argmax hits per stack member, in [0, 1]: (K, B, C), (K, B) -> (K,)."""
+    return (logits.argmax(dim=-1) == y).float().mean(dim=1)
+
+
+def loss_function(name: str) -> LossFn:
+    return cross_entropy if name == "cross_entropy" else mse
+
+
+class StackedEngine:
+    """K parameter sets of one architecture, trained and evaluated together under vmap."""
+
+    def __init__(self, template: nn.Module, modules: list[nn.Module], device: torch.device):
+        self.template = template.to(device)
+        self.layout = Layout.of_parameters(template)
+        self.buffer_layout = Layout.of_buffers(template)
+        self.params = {
+            n: torch.stack([dict(m.named_parameters())[n].detach() for m in modules])
+            .to(device)
+            .requires_grad_()
+            for n in self.layout.names
+        }
+        self.buffers = {
+            n: torch.stack([dict(m.named_buffers())[n] for m in modules]).to(device)
+            for n in self.buffer_layout.names
+        }
+        self._call = vmap(self._one, randomness="different")
+
+    @property
+    def k(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def _one(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.template, (params, buffers), (x,))
+
+    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        """(K, B, *input_shape) -> (K, B, n_outputs); BatchNorm uses batch stats iff `train`."""
+        self.template.train(train)
+        return self._call(self.params, self.buffers, x)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def flat_params(self) -> torch.Tensor:
+        """(K, P) float32 copy of the current parameters."""
+        return self.layout.flatten(self.params, batch_dims=1)
+
+    def flat_buffers(self) -> torch.Tensor:
+        """(K, P_buffers) float32 copy of the running statistics; (K, 0) when there are none."""
+        if not self.buffers:
+            return torch.zeros(self.k, 0)
+        return self.buffer_layout.flatten(self.buffers, batch_dims=1)
+
+
+class ModuleEngine:
+    """One live module (K = 1): the plain per-seed PyTorch loop."""
+
+    def __init__(self, module: nn.Module, device: torch.device):
+        self.module = module.to(device)
+        self.layout = Layout.of_parameters(module)
+        self.buffer_layout = Layout.of_buffers(module)
+        self.k = 1
+
+    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        self.module.train(train)
+        return self.module(x[0]).unsqueeze(0)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.module.parameters())
+
+    def flat_params(self) -> torch.Tensor:
+        return self.layout.flatten(dict(self.module.named_parameters())).unsqueeze(0)
+
+    def flat_buffers(self) -> torch.Tensor:
+        if not self.buffer_layout.entries:
+            return torch.zeros(1, 0)
+        return self.buffer_layout.flatten(dict(self.module.named_buffers())).unsqueeze(0)
+
+
+Engine = StackedEngine | ModuleEngine
+
+
+def activation_numel(template: nn.Module, example: torch.Tensor) -> int:
+    """Numbers produced by all leaf layers for one example: a proxy for activation memory."""
+    total = 0
+
+    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        nonlocal total
+        total += out.numel()
+
+    leaves = [m for m in template.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        was_training = template.training
+        template.eval()
+        with torch.no_grad():
+            template(example[:1])
+        template.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    return max(total, 1)
+
+
+def chunk_rows(k: int, act_numel: int, *, budget_bytes: int, with_grad: bool) -> int:
+    """Examples per chunk so that K * chunk activations (float32) fit `budget_bytes`."""
+    per_row = k * act_numel * 4 * (3 if with_grad else 1)  # backward keeps ~2 more copies
+    return max(1, budget_bytes // per_row)
+
+
+def _chunks(n: int, size: int) -> Iterator[slice]:
+    for start in range(0, n, size):
+        yield slice(start, min(start + size, n))
+
+
+@dataclass(frozen=True)
+class Metrics:
+    loss: torch.Tensor  # (K,) mean loss over the dataset
+    acc: dict[str, torch.Tensor]  # target name -> (K,) accuracy, NaN for regression
+    losses: dict[str, torch.Tensor]  # target name -> (K,) mean loss
+    grad_norm: torch.Tensor | None  # (K,) L2 norm of the full-dataset gradient, if asked
+
+
+def evaluate(
+    engine: Engine,
+    x: torch.Tensor,
+    targets: dict[str, torch.Tensor],
+    loss_fn: LossFn,
+    *,
+    rows: int,
+    classification: bool,
+    grad_of: str | None = None,
+) -> Metrics:
+    """Full-dataset loss and accuracy of every stack member against each target set.
+
+    One forward per chunk serves all `targets` (e.g. true and corrupted test labels). With
+    `grad_of`, also the L2 norm of the gradient of that target's mean loss (BatchNorm in eval
+    mode, i.e. running statistics). Chunks are weighted by their size, so the result does not
+    depend on `rows`.
+    """
+    n = x.shape[0]
+    k = engine.k
+    sums = {t: torch.zeros(k, device=x.device) for t in targets}
+    hits = {t: torch.zeros(k, device=x.device) for t in targets}
+    grads = [torch.zeros_like(p) for p in engine.parameters()] if grad_of else None
+    for sl in _chunks(n, rows):
+        xb = x[sl].unsqueeze(0).expand(k, *x[sl].shape)
+        with torch.set_grad_enabled(grad_of is not None):
+            out = engine.forward(xb, train=False)
+            for name, y in targets.items():
+                yb = y[sl].unsqueeze(0).expand(k, *y[sl].shape)
+                loss = loss_fn(out, yb)
+                w = (sl.stop - sl.start) / n
+                if grads is not None and name == grad_of:
+                    parts = torch.autograd.grad((loss * w).sum(), engine.parameters())
+                    for g, p in zip(grads, parts, strict=True):
+                        g += p
+                sums[name] += loss.detach() * w
+                if classification:
+                    hits[name] += accuracy(out.detach(), yb) * w
+    nan = torch.full((k,), float("nan"), device=x.device)
+    acc = {t: hits[t] if classification else nan for t in targets}
+    gnorm = _stack_norm(grads, stacked=isinstance(engine, StackedEngine)) if grads else None
+    first = next(iter(targets))
+    return Metrics(loss=sums[first], acc=acc, losses=sums, grad_norm=gnorm)
+
+
+def _stack_norm(tensors: list[torch.Tensor], *, stacked: bool) -> torch.Tensor:
+    """(K,) L2 norm over all tensors; a module's tensors have no stack dim (K = 1)."""
+    if stacked:
+        return torch.sqrt(sum(t.pow(2).flatten(start_dim=1).sum(dim=1) for t in tensors))
+    return torch.sqrt(sum(t.pow(2).sum() for t in tensors)).reshape(1)

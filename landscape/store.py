@@ -1,0 +1,356 @@
+"""The HDF5 train store: one file per run plus an index file that links them.
+
+Layout (all readable with plain h5py; every array has `long_name` and `units`)::
+
+    quick.h5                      index: attrs config (JSON), schema, planned run ids;
+      /runs/<run_id>              external link -> quick.runs/<run_id>.h5:/
+    quick.runs/normal-000.h5      one run
+      attrs                       config, run_id, mode, seed, status, diverged_step, versions, ...
+      /layout/{name,shape,offset,numel,kind}          parameter layout table
+      /buffer_layout/...                              BatchNorm running statistics, if any
+      /init/params (P,)  /init/buffers (P_b,)
+      /checkpoints/step (n,) [dimension scale]  /checkpoints/epoch  /checkpoints/params (n, P)
+      /final/params (P,)  /final/buffers  attrs step, epoch
+      /history/step (m,) [dimension scale]  /history/{epoch,train_loss,train_acc,...} (m,)
+
+Crash safety: a run file is written under a temporary name and renamed into place only when
+complete, and the index is rewritten the same way, so a kill at any moment loses at most the
+runs in flight. Nothing here imports torch or unpickles anything.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from landscape.errors import StoreError
+
+STORE_SCHEMA = 1
+KIND_TRAIN = "landscape.train"
+
+# name -> (long_name, units) for every history array; loss units depend on the task.
+HISTORY_META: dict[str, tuple[str, str]] = {
+    "step": ("optimizer steps taken", "steps"),
+    "epoch": ("passes over this mode's training set", "epochs"),
+    "train_loss": ("full-batch loss on the clean training set", "{loss}"),
+    "train_acc": ("accuracy on the clean training set", "fraction"),
+    "test_loss": ("loss on the test set with its true targets", "{loss}"),
+    "test_acc": ("accuracy on the test set with its true labels", "fraction"),
+    "corrupt_loss": ("loss on the corrupted test targets trained on (overfit mode)", "{loss}"),
+    "corrupt_acc": ("accuracy on the corrupted test labels trained on (overfit mode)", "fraction"),
+    "grad_norm": ("L2 norm of the gradient of the full-batch clean training loss", "L2 norm"),
+    "dist_init": ("L2 distance from the initial parameters", "L2 norm in parameter space"),
+    "objective_loss": (
+        "mean minibatch loss of the objective trained on since last point",
+        "{loss}",
+    ),
+}
+
+
+@dataclass
+class RunRecord:
+    """Everything one finished run stores; numpy arrays only."""
+
+    run_id: str  # e.g. "overfit-003"
+    mode: str  # normal | overfit
+    index: int  # k: run k of every mode shares its initial parameters
+    seed: int  # seed + k
+    status: str  # complete | diverged
+    diverged_step: int  # first step whose loss was NaN or inf; -1 if none
+    config_json: str
+    layout: dict[str, np.ndarray]
+    buffer_layout: dict[str, np.ndarray]
+    init_params: np.ndarray  # (P,) float32
+    init_buffers: np.ndarray  # (P_b,)
+    checkpoint_steps: np.ndarray  # (n,) int64
+    checkpoint_epochs: np.ndarray  # (n,) float64
+    checkpoint_params: np.ndarray  # (n, P) float32
+    checkpoint_buffers: np.ndarray  # (n, P_b)
+    final_step: int
+    final_epoch: float
+    final_params: np.ndarray  # (P,)
+    final_buffers: np.ndarray
+    history: dict[str, np.ndarray]  # keys of HISTORY_META, each (m,)
+    corrupt_targets: np.ndarray | None  # overfit: corrupted test targets (one copy)
+    attrs: dict[str, Any] = field(default_factory=dict)  # dataset, versions, device, timing
+
+
+def runs_dir(index_path: Path) -> Path:
+    """Folder of the run files of index `runs/quick.h5`: `runs/quick.runs/`."""
+    return index_path.with_name(index_path.stem + ".runs")
+
+
+def run_file(index_path: Path, run_id: str) -> Path:
+    return runs_dir(index_path) / f"{run_id}.h5"
+
+
+def _set_meta(ds: h5py.Dataset, long_name: str, units: str) -> None:
+    ds.attrs["long_name"] = long_name
+    ds.attrs["units"] = units
+
+
+def _write_layout(group: h5py.Group, arrays: dict[str, np.ndarray], what: str) -> None:
+    text = h5py.string_dtype()
+    meta = {
+        "name": "tensor name",
+        "shape": "tensor shape, comma separated",
+        "offset": "first index in the flat vector",
+        "numel": "number of entries",
+        "kind": "weight | bias | norm | buffer",
+    }
+    group.attrs["description"] = f"layout of the flat {what} vectors"
+    for key, values in arrays.items():
+        dtype = text if values.dtype == object else values.dtype
+        ds = group.create_dataset(
+            key,
+            data=values.astype(dtype) if dtype != text else [str(v) for v in values],
+            dtype=dtype,
+        )
+        _set_meta(ds, meta[key], "1" if key != "offset" and key != "numel" else "entries")
+
+
+def _write_vectors(f: h5py.File, rec: RunRecord) -> None:
+    units = "parameter value"
+    for name, params, buffers in (
+        ("init", rec.init_params, rec.init_buffers),
+        ("final", rec.final_params, rec.final_buffers),
+    ):
+        g = f.create_group(name)
+        _set_meta(
+            g.create_dataset("params", data=params.astype(np.float32)),
+            f"{name} parameters, flat (see /layout)",
+            units,
+        )
+        _set_meta(
+            g.create_dataset("buffers", data=buffers.astype(np.float32)),
+            f"{name} running statistics, flat (see /buffer_layout)",
+            units,
+        )
+    f["final"].attrs["step"] = rec.final_step
+    f["final"].attrs["epoch"] = rec.final_epoch
+    c = f.create_group("checkpoints")
+    step = c.create_dataset("step", data=rec.checkpoint_steps.astype(np.int64))
+    _set_meta(step, "optimizer steps taken at the checkpoint", "steps")
+    step.make_scale("step")
+    epoch = c.create_dataset("epoch", data=rec.checkpoint_epochs.astype(np.float64))
+    _set_meta(epoch, "epochs at the checkpoint", "epochs")
+    p = c.create_dataset(
+        "params",
+        data=rec.checkpoint_params.astype(np.float32),
+        chunks=True,
+        compression="gzip",
+        compression_opts=1,
+    )
+    _set_meta(p, "parameters at each checkpoint, flat (see /layout)", units)
+    b = c.create_dataset("buffers", data=rec.checkpoint_buffers.astype(np.float32))
+    _set_meta(b, "running statistics at each checkpoint", units)
+    for ds in (epoch, p, b):
+        ds.dims[0].attach_scale(step)
+
+
+def _write_history(f: h5py.File, rec: RunRecord, loss_units: str) -> None:
+    g = f.create_group("history")
+    step = g.create_dataset("step", data=rec.history["step"].astype(np.int64))
+    _set_meta(step, *HISTORY_META["step"])
+    step.make_scale("step")
+    for key, values in rec.history.items():
+        if key == "step":
+            continue
+        ds = g.create_dataset(key, data=values.astype(np.float64))
+        long_name, units = HISTORY_META[key]
+        _set_meta(ds, long_name, units.format(loss=loss_units))
+        ds.dims[0].attach_scale(step)
+
+
+def write_run(index_path: Path, rec: RunRecord, *, loss_units: str) -> Path:
+    """Write one run's file atomically (temporary name, then rename); return its path."""
+    path = run_file(index_path, rec.run_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with h5py.File(tmp, "w") as f:
+        f.attrs["landscape_kind"] = "landscape.run"
+        f.attrs["schema"] = STORE_SCHEMA
+        for key in ("run_id", "mode", "index", "seed", "status", "diverged_step"):
+            f.attrs[key] = _attr(getattr(rec, key))
+        f.attrs["config"] = rec.config_json
+        for key, value in rec.attrs.items():
+            f.attrs[key] = _attr(value)
+        _write_layout(f.create_group("layout"), rec.layout, "parameter")
+        _write_layout(f.create_group("buffer_layout"), rec.buffer_layout, "buffer")
+        _write_vectors(f, rec)
+        _write_history(f, rec, loss_units)
+        if rec.corrupt_targets is not None:
+            ds = f.create_dataset("corrupt_targets", data=rec.corrupt_targets)
+            _set_meta(ds, "corrupted test targets appended to the training set", "label or target")
+    _fsync(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _attr(value: Any) -> Any:
+    """Plain Python values: numpy scalars and str subclasses (TorchVersion) have no HDF5 type."""
+    if isinstance(value, str):
+        return str(value)
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_index(index_path: Path, *, config_json: str, planned: list[str], attrs: dict) -> None:
+    """(Re)write the index atomically: attributes plus links to every completed run file."""
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = index_path.with_name(f".{index_path.name}.tmp{os.getpid()}")
+    rel = runs_dir(index_path).name
+    with h5py.File(tmp, "w") as f:
+        f.attrs["landscape_kind"] = KIND_TRAIN
+        f.attrs["schema"] = STORE_SCHEMA
+        f.attrs["config"] = config_json
+        f.attrs["planned_runs"] = json.dumps(planned)
+        for key, value in attrs.items():
+            f.attrs[key] = _attr(value)
+        g = f.create_group("runs")
+        g.attrs["description"] = "external links to one file per completed run"
+        for run_id in planned:
+            if run_file(index_path, run_id).exists():
+                g[run_id] = h5py.ExternalLink(f"{rel}/{run_id}.h5", "/")
+    _fsync(tmp)
+    os.replace(tmp, index_path)
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        raise StoreError(f"store {path}: no such file; run `landscape train -o {path}` first")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise StoreError(
+            f"store {path}: not a readable HDF5 file ({e}); it may be truncated or not a "
+            "landscape store: delete it (completed runs stay in its .runs/ folder) and re-run"
+        ) from None
+
+
+def read_index(index_path: Path) -> dict[str, Any]:
+    """The index's attributes: config JSON, planned run ids and the rest."""
+    with _open(index_path) as f:
+        kind = f.attrs.get("landscape_kind")
+        if kind != KIND_TRAIN:
+            raise StoreError(
+                f"store {index_path}: expected a landscape train store "
+                f"(attribute landscape_kind = {KIND_TRAIN!r}), found {kind!r}"
+            )
+        _check_schema(index_path, int(f.attrs.get("schema", -1)))
+        out = {k: _plain(v) for k, v in f.attrs.items()}
+    out["planned_runs"] = json.loads(out["planned_runs"])
+    return out
+
+
+def _check_schema(path: Path, schema: int) -> None:
+    if schema != STORE_SCHEMA:
+        raise StoreError(
+            f"store {path}: schema version {schema}, this landscape reads version "
+            f"{STORE_SCHEMA}; use the landscape version that wrote it or re-train"
+        )
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def completed_runs(index_path: Path, planned: list[str]) -> list[str]:
+    """Planned run ids whose run file exists and opens (a torn file counts as missing)."""
+    done = []
+    for run_id in planned:
+        path = run_file(index_path, run_id)
+        try:
+            with h5py.File(path, "r") as f:
+                if "final" in f:
+                    done.append(run_id)
+        except OSError:
+            continue
+    return done
+
+
+def read_run(index_path: Path, run_id: str) -> dict[str, Any]:
+    """Attributes and arrays of one run file, as plain Python and numpy values."""
+    path = run_file(index_path, run_id)
+    with _open(path) as f:
+        out: dict[str, Any] = {"attrs": {k: _plain(v) for k, v in f.attrs.items()}}
+        for group in ("init", "final", "checkpoints", "history", "layout", "buffer_layout"):
+            out[group] = {k: f[group][k][()] for k in f[group]}
+        out["final_attrs"] = {k: _plain(v) for k, v in f["final"].attrs.items()}
+        if "corrupt_targets" in f:
+            out["corrupt_targets"] = f["corrupt_targets"][()]
+    return out
+
+
+def _finite_or_none(value: float) -> float | None:
+    return None if value is None or not np.isfinite(value) else float(value)
+
+
+def run_summary(index_path: Path, run_id: str) -> dict[str, Any]:
+    """One run's row of `landscape info --json`."""
+    path = run_file(index_path, run_id)
+    with _open(path) as f:
+        attrs = f.attrs
+        h = f["history"]
+        last = {k: float(h[k][-1]) for k in h if k != "step"}
+        return {
+            "id": run_id,
+            "mode": _plain(attrs["mode"]),
+            "seed": int(attrs["seed"]),
+            "complete": True,
+            "status": _plain(attrs["status"]),
+            "steps": int(f["final"].attrs["step"]),
+            "epochs": float(f["final"].attrs["epoch"]),
+            "final": {
+                "train_acc": _finite_or_none(last["train_acc"]),
+                "train_loss": _finite_or_none(last["train_loss"]),
+                "test_acc": _finite_or_none(last["test_acc"]),
+                "test_loss": _finite_or_none(last["test_loss"]),
+                "corrupt_acc": (
+                    _finite_or_none(last["corrupt_acc"]) if attrs["mode"] == "overfit" else None
+                ),
+            },
+        }
+
+
+def store_info(index_path: Path) -> dict[str, Any]:
+    """`landscape info --json`: every planned run, complete or not."""
+    index = read_index(index_path)
+    done = set(completed_runs(index_path, index["planned_runs"]))
+    runs = []
+    for run_id in index["planned_runs"]:
+        if run_id in done:
+            runs.append(run_summary(index_path, run_id))
+        else:
+            mode, k = run_id.rsplit("-", 1)
+            seed = json.loads(index["config"])["train"]["seed"] + int(k)
+            runs.append(
+                {
+                    "id": run_id,
+                    "mode": mode,
+                    "seed": seed,
+                    "complete": False,
+                    "status": "missing",
+                    "steps": None,
+                    "epochs": None,
+                    "final": None,
+                }
+            )
+    return {"runs": runs}

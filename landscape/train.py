@@ -1,0 +1,446 @@
+"""The trainer: K runs of one configuration at once, checkpoints and histories, into the store.
+
+Run k of every mode is initialized from the seed `train.seed + k` (so a normal and an overfit
+run with the same k start from the same point) and draws its own data order from a generator
+derived from that seed and the mode. With `batched=True` the K runs of a mode train together as
+one stack under `vmap`; with `batched=False` each trains alone as a plain module. Both paths run
+the same loop below and store the same things.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from torch import nn
+
+from landscape import store
+from landscape._version import __version__
+from landscape.batched import (
+    Engine,
+    ModuleEngine,
+    StackedEngine,
+    activation_numel,
+    chunk_rows,
+    evaluate,
+    loss_function,
+)
+from landscape.config import ExperimentConfig, OptimConfig
+from landscape.data import Dataset, TrainingSet
+from landscape.errors import ConfigError
+from landscape.models import build_model, init_parameters
+
+MODES = ("normal", "overfit")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How to run, not what: none of these change the stored numbers' meaning."""
+
+    device: str = "auto"  # auto (CUDA when present) | cpu | cuda | cuda:N
+    batched: bool = True  # train the runs of a mode together under vmap
+    group_size: int = 0  # most runs trained together; 0: all runs of a mode
+    data_dir: Path | None = None  # where datasets are looked for; None: $LANDSCAPE_DATA or ./data
+    offline: bool = False  # never download
+    memory_budget: int = 512 * 2**20  # bytes of activations per evaluation chunk
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress report for the CLI: `kind` is plan | group | steps | run | note."""
+
+    kind: str
+    message: str = ""
+    done: int = 0
+    total: int = 0
+    run: dict | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps_per_epoch: int
+    total_steps: int
+    batch_size: int
+    checkpoint_steps: np.ndarray  # (n,) in [1, total_steps], always ends at total_steps
+    log_steps: np.ndarray  # (m,) in [0, total_steps], starts at 0, ends at total_steps
+
+
+@dataclass
+class TrainSummary:
+    trained: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # already complete in the store
+    diverged: list[str] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: unknown device; allowed: auto, cpu, cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
+    return device
+
+
+def make_schedule(cfg: ExperimentConfig, n_train: int) -> Schedule:
+    """Steps per epoch, total steps, and the log-spaced checkpoint and history steps."""
+    batch = cfg.optim.batch_size or n_train
+    batch = min(batch, n_train)
+    per_epoch = math.ceil(n_train / batch)
+    total = cfg.train.steps or cfg.train.epochs * per_epoch
+    ckpt = np.unique(np.round(np.geomspace(1, total, cfg.train.checkpoints)).astype(np.int64))
+    half = max(cfg.train.log_points // 2, 1)
+    logs = np.concatenate(
+        [
+            [0, total],
+            np.geomspace(1, total, half),
+            np.linspace(0, total, half),
+            ckpt,
+        ]
+    )
+    logs = np.unique(np.round(logs).astype(np.int64))
+    return Schedule(per_epoch, total, batch, ckpt, logs)
+
+
+def _order_seed(run_seed: int, mode: str) -> int:
+    return int(np.random.SeedSequence([run_seed, MODES.index(mode)]).generate_state(1)[0])
+
+
+def _initial_modules(cfg: ExperimentConfig, ds: Dataset, indices: list[int]) -> list[nn.Module]:
+    modules = []
+    for k in indices:
+        m = build_model(cfg.model, input_shape=ds.input_shape, n_outputs=ds.n_outputs)
+        init_parameters(m, cfg.model, generator=torch.Generator().manual_seed(cfg.train.seed + k))
+        modules.append(m)
+    return modules
+
+
+def make_optimizer(cfg: OptimConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The configured optimizer; fused kernels where the build has them (elementwise, so a
+    stack of K runs behaves exactly like K separate optimizers)."""
+
+    def build(**extra: bool) -> torch.optim.Optimizer:
+        if cfg.name == "sgd":
+            return torch.optim.SGD(
+                params,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+                weight_decay=cfg.weight_decay,
+                **extra,
+            )
+        cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+        return cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **extra)
+
+    try:
+        return build(fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
+        return build()
+
+
+@dataclass(frozen=True)
+class _Tensors:
+    """The mode's training set and the clean evaluation sets, on the device."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    targets_test: dict[str, torch.Tensor]  # "test" and, for overfit, "corrupt"
+
+    @classmethod
+    def of(cls, ds: Dataset, tset: TrainingSet, device: torch.device) -> _Tensors:
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a).to(device)
+
+        targets = {"test": t(ds.y_test)}
+        if tset.corrupt_y_test is not None:
+            targets["corrupt"] = t(tset.corrupt_y_test)
+        return cls(t(tset.x), t(tset.y), t(ds.x_train), t(ds.y_train), t(ds.x_test), targets)
+
+
+class _Loop:
+    """One group's training loop: steps, histories at log steps, checkpoints."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        data: _Tensors,
+        sched: Schedule,
+        loss_name: str,
+        classification: bool,
+        budget: int,
+    ):
+        self.engine, self.data, self.sched = engine, data, sched
+        self.loss_fn = loss_function(loss_name)
+        self.classification = classification
+        template = engine.template if isinstance(engine, StackedEngine) else engine.module
+        act = activation_numel(template, data.x_train[:1])
+        self.rows = chunk_rows(engine.k, act, budget_bytes=budget, with_grad=True)
+        self.theta0 = engine.flat_params()
+        self.init_buffers = engine.flat_buffers().cpu().numpy()
+        self.history: dict[str, list[torch.Tensor]] = {}
+        self.checkpoints: list[tuple[int, np.ndarray, np.ndarray]] = []
+        device = data.x.device
+        self.first_bad = torch.full((engine.k,), -1, dtype=torch.int64, device=device)
+        self.obj_sum = torch.zeros(engine.k, device=device)
+        self.obj_count = 0
+
+    def record(self, step: int) -> None:
+        """Evaluate every run at `step` and append to the histories."""
+        d, e = self.data, self.engine
+        tr = evaluate(
+            e,
+            d.x_train,
+            {"train": d.y_train},
+            self.loss_fn,
+            rows=self.rows,
+            classification=self.classification,
+            grad_of="train",
+        )
+        te = evaluate(
+            e,
+            d.x_test,
+            d.targets_test,
+            self.loss_fn,
+            rows=self.rows,
+            classification=self.classification,
+        )
+        nan = torch.full_like(tr.loss, float("nan"))
+        objective = self.obj_sum / self.obj_count if self.obj_count else nan
+        row = {
+            "step": torch.full_like(tr.loss, step),
+            "epoch": torch.full_like(tr.loss, step / self.sched.steps_per_epoch),
+            "train_loss": tr.loss,
+            "train_acc": tr.acc["train"],
+            "test_loss": te.losses["test"],
+            "test_acc": te.acc["test"],
+            "corrupt_loss": te.losses.get("corrupt", nan),
+            "corrupt_acc": te.acc.get("corrupt", nan),
+            "grad_norm": tr.grad_norm,
+            "dist_init": (e.flat_params() - self.theta0).norm(dim=1),
+            "objective_loss": objective,
+        }
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value.detach().float())
+        self.obj_sum.zero_()
+        self.obj_count = 0
+
+    def step(self, step: int, idx: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        """One optimizer step of every run on its own minibatch `idx` (K, B)."""
+        out = self.engine.forward(self.data.x[idx], train=True)
+        loss = self.loss_fn(out, self.data.y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # runs are independent: d(sum)/d(theta_k) = d(loss_k)/d(theta_k)
+        opt.step()
+        detached = loss.detach()
+        bad = ~torch.isfinite(detached)
+        self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
+        self.obj_sum += detached
+        self.obj_count += 1
+
+    def all_diverged(self) -> bool:
+        return bool((self.first_bad >= 0).all())
+
+    def checkpoint(self, step: int) -> None:
+        params = self.engine.flat_params().cpu().numpy()
+        buffers = self.engine.flat_buffers().cpu().numpy()
+        self.checkpoints.append((step, params, buffers))
+
+
+def _run_loop(
+    loop: _Loop,
+    sched: Schedule,
+    gens: list[torch.Generator],
+    opt: torch.optim.Optimizer,
+    on_steps: Callable[[int], None],
+) -> int:
+    """Train to `sched.total_steps` (or until every run diverged); return the last step."""
+    n = loop.data.x.shape[0]
+    device = loop.data.x.device
+    log_set, ck_set = set(sched.log_steps.tolist()), set(sched.checkpoint_steps.tolist())
+    report_every = max(1, sched.total_steps // 200)
+    step = 0
+    loop.record(0)
+    while step < sched.total_steps:
+        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
+        for b in range(sched.steps_per_epoch):
+            if step >= sched.total_steps:
+                break
+            loop.step(step, perms[:, b * sched.batch_size : (b + 1) * sched.batch_size], opt)
+            step += 1
+            if step in ck_set:
+                loop.checkpoint(step)
+            if step in log_set:
+                loop.record(step)
+                if loop.all_diverged():
+                    return step
+            if step % report_every == 0:
+                on_steps(step)
+    return step
+
+
+def _records(
+    loop: _Loop,
+    cfg: ExperimentConfig,
+    mode: str,
+    indices: list[int],
+    last: int,
+    attrs: dict,
+    tset: TrainingSet,
+) -> list[store.RunRecord]:
+    """Cut the group's stacked results into one RunRecord per run."""
+    hist = {k: torch.stack(v).cpu().numpy() for k, v in loop.history.items()}  # (m, K)
+    first_bad = loop.first_bad.cpu().numpy()
+    theta0 = loop.theta0.cpu().numpy()
+    layout, blayout = loop.engine.layout, loop.engine.buffer_layout
+    records = []
+    for j, k in enumerate(indices):
+        bad = int(first_bad[j])
+        keep_h = hist["step"][:, j] <= (bad if bad >= 0 else last)
+        ckpts = [(s, p[j], b[j]) for s, p, b in loop.checkpoints if bad < 0 or s < bad]
+        final_step, final_p, final_b = ckpts[-1] if ckpts else (0, theta0[j], loop.init_buffers[j])
+        if bad < 0:
+            final_step = last
+        records.append(
+            store.RunRecord(
+                run_id=f"{mode}-{k:03d}",
+                mode=mode,
+                index=k,
+                seed=cfg.train.seed + k,
+                status="diverged" if bad >= 0 else "complete",
+                diverged_step=bad,
+                config_json=cfg.to_json(),
+                layout=layout.to_arrays(),
+                buffer_layout=blayout.to_arrays(),
+                init_params=theta0[j],
+                init_buffers=loop.init_buffers[j],
+                checkpoint_steps=np.array([c[0] for c in ckpts], dtype=np.int64),
+                checkpoint_epochs=np.array([c[0] / loop.sched.steps_per_epoch for c in ckpts]),
+                checkpoint_params=_stack([c[1] for c in ckpts], layout.size),
+                checkpoint_buffers=_stack([c[2] for c in ckpts], blayout.size),
+                final_step=final_step,
+                final_epoch=final_step / loop.sched.steps_per_epoch,
+                final_params=final_p,
+                final_buffers=final_b,
+                history={key: v[keep_h, j] for key, v in hist.items()},
+                corrupt_targets=tset.corrupt_y_test,
+                attrs=attrs,
+            )
+        )
+    return records
+
+
+def _stack(rows: list[np.ndarray], width: int) -> np.ndarray:
+    return np.stack(rows) if rows else np.zeros((0, width), dtype=np.float32)
+
+
+def _engine(
+    modules: list[nn.Module],
+    cfg: ExperimentConfig,
+    ds: Dataset,
+    batched: bool,
+    device: torch.device,
+) -> Engine:
+    if not batched:
+        return ModuleEngine(modules[0], device)
+    template = build_model(cfg.model, input_shape=ds.input_shape, n_outputs=ds.n_outputs)
+    return StackedEngine(template, modules, device)
+
+
+def train_group(
+    cfg: ExperimentConfig,
+    ds: Dataset,
+    tset: TrainingSet,
+    indices: list[int],
+    *,
+    device: torch.device,
+    batched: bool,
+    budget: int,
+    on_steps: Callable[[int], None] = lambda s: None,
+) -> list[store.RunRecord]:
+    """Train runs `indices` of `tset.mode` together (batched) or the single run (loop)."""
+    if not batched and len(indices) != 1:
+        raise ConfigError(f"the per-seed loop trains one run at a time, got {len(indices)}")
+    sched = make_schedule(cfg, len(tset.x))
+    started = time.perf_counter()
+    engine = _engine(_initial_modules(cfg, ds, indices), cfg, ds, batched, device)
+    loop = _Loop(
+        engine,
+        _Tensors.of(ds, tset, device),
+        sched,
+        loss_name(cfg, ds),
+        ds.task == "classification",
+        budget,
+    )
+    gens = [
+        torch.Generator().manual_seed(_order_seed(cfg.train.seed + k, tset.mode)) for k in indices
+    ]
+    opt = make_optimizer(cfg.optim, engine.parameters())
+    last = _run_loop(loop, sched, gens, opt, on_steps)
+    attrs = _run_attrs(
+        ds, tset, sched, device, batched, engine.layout.size, cfg, ds_loss=loss_name(cfg, ds)
+    )
+    attrs["wall_time_s"] = (time.perf_counter() - started) / len(indices)
+    attrs["group_size"] = len(indices)
+    return _records(loop, cfg, tset.mode, indices, last, attrs, tset)
+
+
+def loss_name(cfg: ExperimentConfig, ds: Dataset) -> str:
+    """The loss to use: the configured one, or the task's natural one for `auto`."""
+    natural = "cross_entropy" if ds.task == "classification" else "mse"
+    if cfg.train.loss == "auto":
+        return natural
+    if cfg.train.loss == "cross_entropy" and ds.task != "classification":
+        raise ConfigError(
+            f"config key 'train.loss': cross_entropy needs a classification dataset, but "
+            f"{ds.name!r} is a regression task; use train.loss = 'mse' or 'auto'"
+        )
+    return cfg.train.loss
+
+
+def _run_attrs(
+    ds: Dataset,
+    tset: TrainingSet,
+    sched: Schedule,
+    device: torch.device,
+    batched: bool,
+    n_params: int,
+    cfg: ExperimentConfig,
+    ds_loss: str,
+) -> dict:
+    return {
+        "dataset": ds.name,
+        "dataset_title": ds.title,
+        "dataset_fingerprint": ds.fingerprint,
+        "dataset_source": ds.source,
+        "task": ds.task,
+        "loss": ds_loss,
+        "n_train_clean": len(ds.x_train),
+        "n_train": len(tset.x),
+        "n_test": len(ds.x_test),
+        "copies": tset.copies,
+        "steps_per_epoch": sched.steps_per_epoch,
+        "total_steps": sched.total_steps,
+        "batch_size": sched.batch_size,
+        "n_params": n_params,
+        "model": cfg.model.name,
+        "device": str(device),
+        "batched": batched,
+        "landscape_version": __version__,
+        "torch_version": torch.__version__,
+        "numpy_version": np.__version__,
+        "h5py_version": h5py.__version__,
+        "python_version": platform.python_version(),
+    }
