@@ -315,8 +315,8 @@ def info(store_path: Path, as_json: bool) -> None:
         click.echo(
             f"{r['id']:<12} {r['mode']:<8} {r['seed']:>4}  {r['status']:<9} "
             f"{_fmt(r['steps'], 'd'):>7} {_fmt(r['epochs'], '.1f'):>7}  "
-            f"{_fmt(f.get('train_acc')):>9} {_fmt(f.get('train_loss'), '.4f'):>10} "
-            f"{_fmt(f.get('test_acc')):>8} {_fmt(f.get('test_loss'), '.4f'):>9} "
+            f"{_fmt(f.get('train_acc')):>9} {_fmt(f.get('train_loss'), '.4g'):>10} "
+            f"{_fmt(f.get('test_acc')):>8} {_fmt(f.get('test_loss'), '.4g'):>9} "
             f"{_fmt(f.get('corrupt_acc')):>11}"
         )
 

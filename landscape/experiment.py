@@ -88,6 +88,9 @@ def train_experiment(
     _check_fingerprint(path, ds)
     attrs = _index_attrs(ds)
     store.write_index(path, config_json=cfg.to_json(), planned=plan, attrs=attrs)
+    stale = store.remove_stale_temporaries(path)
+    if stale:
+        on_event(Event("note", f"removed {len(stale)} partial run file(s) of an interrupted run"))
     done = set(store.completed_runs(path, plan))
     summary = TrainSummary(skipped=[r for r in planned_runs(cfg) if r in done])
     todo = [r for r in planned_runs(cfg) if r not in done]

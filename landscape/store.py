@@ -229,6 +229,31 @@ def write_index(index_path: Path, *, config_json: str, planned: list[str], attrs
     os.replace(tmp, index_path)
 
 
+def remove_stale_temporaries(index_path: Path) -> list[Path]:
+    """Delete temporary run files left by a killed writer (its pid is gone); return them.
+
+    A live writer's temporaries are kept, so two processes never delete each other's work.
+    """
+    removed = []
+    folder = runs_dir(index_path)
+    for tmp in folder.glob(".*.h5.tmp*") if folder.is_dir() else ():
+        pid = tmp.name.rsplit(".tmp", 1)[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def _open(path: Path) -> h5py.File:
     if not path.exists():
         raise StoreError(f"store {path}: no such file; run `landscape train -o {path}` first")
@@ -309,14 +334,19 @@ def run_summary(index_path: Path, run_id: str) -> dict[str, Any]:
     with _open(path) as f:
         attrs = f.attrs
         h = f["history"]
-        last = {k: float(h[k][-1]) for k in h if k != "step"}
+        step = int(f["final"].attrs["step"])
+        # the history row of the final point (for a diverged run: its last finite point)
+        at = int(np.searchsorted(h["step"][()], step))
+        at = min(at, len(h["step"]) - 1)
+        last = {k: float(h[k][at]) for k in h if k != "step"}
         return {
             "id": run_id,
             "mode": _plain(attrs["mode"]),
             "seed": int(attrs["seed"]),
             "complete": True,
             "status": _plain(attrs["status"]),
-            "steps": int(f["final"].attrs["step"]),
+            "steps": step,
+            "diverged_step": int(attrs["diverged_step"]) if attrs["status"] == "diverged" else None,
             "epochs": float(f["final"].attrs["epoch"]),
             "final": {
                 "train_acc": _finite_or_none(last["train_acc"]),
