@@ -272,7 +272,7 @@ class _Progress:
             self.bar.update(event.done - self.bar.pos)
         elif event.kind == "run":
             self.close()
-            click.echo(_run_line(event.run), err=True)
+            click.echo(_run_line(event.run) if event.run else event.message, err=True)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -294,13 +294,147 @@ def _run_line(run: dict) -> str:
 
 
 @main.command()
+@click.argument("train_store", type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Analysis store [default: TRAIN_STORE with .analysis.h5].",
+)
+@click.option("--only", help="Comma-separated measures (default: all); see --list.")
+@click.option("--list", "list_measures", is_flag=True, help="List the measures and exit.")
+@click.option(
+    "--runs",
+    type=click.Choice(["first", "all"]),
+    default="first",
+    show_default=True,
+    help="Runs that get the expensive measures (surfaces): k=0 of each mode, or all.",
+)
+@click.option(
+    "--grid", type=int, default=51, show_default=True, help="2D surface points per axis (odd)."
+)
+@click.option(
+    "--span",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Surfaces and 1D slices cover [-span, span] along filter-normalized directions.",
+)
+@click.option(
+    "--directions",
+    type=click.IntRange(1),
+    default=3,
+    show_default=True,
+    help="Independent random directions for 1D slices (mean and spread stored).",
+)
+@click.option(
+    "--top-k",
+    type=click.IntRange(1),
+    default=5,
+    show_default=True,
+    help="Top Hessian eigenvalues (Lanczos).",
+)
+@click.option(
+    "--trace-samples",
+    type=click.IntRange(2),
+    default=100,
+    show_default=True,
+    help="Hutchinson samples for the Hessian trace.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "--max-memory",
+    type=click.IntRange(1),
+    default=256,
+    show_default=True,
+    help="MiB of activations held at once by the evaluator.",
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(path_type=Path),
+    envvar="LANDSCAPE_DATA",
+    help="Where the datasets are [env LANDSCAPE_DATA; default ./data].",
+)
+@click.option("--offline", is_flag=True, help="Never download.")
+@handle_errors
+def analyze(
+    train_store: Path,
+    output: Path | None,
+    only: str | None,
+    list_measures: bool,
+    runs: str,
+    grid: int,
+    span: float,
+    directions: int,
+    top_k: int,
+    trace_samples: int,
+    seed: int,
+    device: str,
+    max_memory: int,
+    data_dir: Path | None,
+    offline: bool,
+) -> None:
+    """Measure the stored points: distances, gradients, slices, surfaces, curvature.
+
+    Results go to a separate analysis store; the train store is only read. Running again
+    computes only what is missing (or was computed with other settings).
+
+    \b
+    Examples:
+      landscape analyze runs/quick.h5 -o runs/quick.analysis.h5
+      landscape analyze runs/quick.h5 --only surface2d --grid 51 --span 1.0
+    """
+    from landscape.analyze import REGISTRY, AnalysisConfig, AnalyzeOptions, measure_names
+    from landscape.analyze import analyze as run_analysis
+
+    if list_measures:
+        for name in measure_names():
+            click.echo(f"{name:<15} {REGISTRY[name].description}")
+        return
+    out = output or train_store.with_name(train_store.stem + ".analysis.h5")
+    measures = tuple(m.strip() for m in only.split(",") if m.strip()) if only else ()
+    cfg = AnalysisConfig(
+        measures=measures,
+        runs=runs,
+        grid=grid,
+        span=span,
+        directions=directions,
+        top_k=top_k,
+        trace_samples=trace_samples,
+        seed=seed,
+    )
+    options = AnalyzeOptions(
+        device=device, data_dir=data_dir, offline=offline, memory_budget=max_memory * 2**20
+    )
+    progress = _Progress(sys.stderr.isatty())
+    summary = run_analysis(train_store, out, cfg, options=options, on_event=progress)
+    progress.close()
+    click.echo(
+        f"computed {len(summary.computed)} results into {out}"
+        + (f" ({len(summary.skipped)} were up to date)" if summary.skipped else "")
+    )
+
+
+@main.command()
 @click.argument("store_path", metavar="STORE", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @handle_errors
 def info(store_path: Path, as_json: bool) -> None:
-    """Show what a store holds: one row per run with its final accuracies."""
-    from landscape.store import store_info
+    """Show what a store holds: runs (train store) or results (analysis store)."""
+    from landscape.analysis_store import KIND_ANALYSIS, analysis_info
+    from landscape.store import store_info, store_kind
 
+    if store_kind(store_path) == KIND_ANALYSIS:
+        data = analysis_info(store_path)
+        if as_json:
+            click.echo(json.dumps(data, indent=2))
+            return
+        click.echo(f"analysis of {data['train_store']}")
+        for r in data["results"]:
+            shapes = ", ".join(f"{n}{tuple(s)}" for n, s in r["arrays"].items())
+            click.echo(f"{r['measure']:<14} {r['key']:<22} {r['seconds']:7.2f} s  {shapes}")
+        return
     data = store_info(store_path)
     if as_json:
         click.echo(json.dumps(data, indent=2))

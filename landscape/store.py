@@ -266,6 +266,12 @@ def _open(path: Path) -> h5py.File:
         ) from None
 
 
+def store_kind(path: Path) -> str:
+    """The `landscape_kind` attribute of a store (train or analysis), checked to be readable."""
+    with _open(path) as f:
+        return str(_plain(f.attrs.get("landscape_kind", "")))
+
+
 def read_index(index_path: Path) -> dict[str, Any]:
     """The index's attributes: config JSON, planned run ids and the rest."""
     with _open(index_path) as f:

@@ -1,0 +1,278 @@
+"""`landscape analyze` as a library call: measures of a train store into an analysis store.
+
+Each measure is registered with the keys it computes (a run, a pair of runs) and a pure compute
+function. A result whose stored parameters equal the requested ones is kept; anything missing
+or computed with other parameters is (re)computed. Every result has its own seed, derived from
+the analysis seed, the measure and the key, so it does not depend on what else is computed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+
+from landscape import analysis_store as astore
+from landscape._version import __version__
+from landscape.analysis_store import Array, Result
+from landscape.errors import ConfigError
+from landscape.runs import Experiment, StoredRun, file_checksum
+from landscape.train import Event, resolve_device
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    measures: tuple[str, ...] = ()  # empty: every registered measure
+    runs: str = (
+        "first"  # expensive per-run measures (surfaces): "first" (k = 0 of each mode) | "all"
+    )
+    seed: int = 0  # every result's generator derives from it, the measure and the key
+    grid: int = 51  # 2D surface: points per axis (odd, so the centre is on the grid)
+    span: float = 1.0  # 2D surface and 1D slices: coordinates in [-span, span]
+    line_points: int = 51  # 1D slices along random directions: points (odd)
+    directions: int = 3  # 1D slices: independent direction draws (mean and spread stored)
+    alpha_points: int = 41  # interpolation: points from alpha_min to alpha_max (0 and 1 included)
+    alpha_min: float = -0.5
+    alpha_max: float = 1.5
+    top_k: int = 5  # Hessian: top eigenvalues by Lanczos
+    trace_samples: int = 100  # Hessian trace: Hutchinson samples
+    ignore: str = "biasbn"  # filter-normalized directions: zero biases and norm params | none
+
+    def parameters(self, measure: str) -> dict:
+        """The settings a measure's result depends on (stored with it)."""
+        keys = MEASURE_PARAMETERS.get(measure, ())
+        d = dataclasses.asdict(self)
+        return {k: d[k] for k in keys} | {"seed": self.seed}
+
+
+MEASURE_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "distance": (),
+    "pair_distance": (),
+    "gradient": (),
+    "interpolation": ("alpha_points", "alpha_min", "alpha_max"),
+    "surface1d": ("line_points", "span", "directions", "ignore"),
+    "surface2d": ("grid", "span", "ignore"),
+    "hessian": ("top_k",),
+    "trace": ("trace_samples",),
+}
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    device: str = "auto"
+    data_dir: Path | None = None
+    offline: bool = False
+    memory_budget: int = 256 * 2**20  # bytes of activations per evaluation chunk
+
+
+@dataclass
+class AnalyzeSummary:
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Context:
+    """What a compute function may use besides the experiment: seed and partial results."""
+
+    exp: Experiment
+    cfg: AnalysisConfig
+    generator: torch.Generator
+    save_part: Callable[..., None]
+    load_parts: Callable[[], dict[str, dict[str, np.ndarray]]]
+    budget: int
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    description: str
+    keys: Callable[[Experiment, AnalysisConfig], list[str]]
+    compute: Callable[[Context, str], Result]
+
+
+REGISTRY: dict[str, Measure] = {}
+
+
+def register(measure: Measure) -> Measure:
+    REGISTRY[measure.name] = measure
+    return measure
+
+
+def measure_names() -> list[str]:
+    _load_measures()
+    return list(REGISTRY)
+
+
+def _load_measures() -> None:
+    from landscape import analysis_measures  # noqa: F401  (registers on import)
+
+
+def result_seed(seed: int, measure: str, key: str) -> int:
+    parts = [seed, zlib.crc32(measure.encode()), zlib.crc32(key.encode())]
+    return int(np.random.SeedSequence(parts).generate_state(1)[0])
+
+
+def _check(cfg: AnalysisConfig) -> None:
+    unknown = [m for m in cfg.measures if m not in REGISTRY]
+    if unknown:
+        raise ConfigError(f"--only: unknown measure(s) {unknown}; known: {', '.join(REGISTRY)}")
+    for name in ("grid", "line_points", "alpha_points"):
+        value = getattr(cfg, name)
+        if value < 3 or (name != "alpha_points" and value % 2 == 0):
+            raise ConfigError(
+                f"analysis setting {name!r}: expected an odd number >= 3 so that the centre "
+                f"point lies on the grid, found {value}; use e.g. {max(3, value + 1)}"
+            )
+    if cfg.runs not in ("first", "all"):
+        raise ConfigError(f"--runs {cfg.runs!r}: allowed: first, all")
+    if cfg.ignore not in ("biasbn", "none"):
+        raise ConfigError(f"--ignore {cfg.ignore!r}: allowed: biasbn, none")
+    if cfg.span <= 0 or cfg.top_k < 1 or cfg.trace_samples < 2 or cfg.directions < 1:
+        raise ConfigError("span must be > 0, top_k >= 1, trace_samples >= 2, directions >= 1")
+
+
+def _up_to_date(out: Path, measure: str, key: str, params: dict) -> bool:
+    path = astore.result_file(out, measure, key)
+    if not path.exists():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return json.loads(f.attrs["parameters"]) == params
+    except (OSError, KeyError):
+        return False
+
+
+def analyze(
+    train_path: Path,
+    out: Path,
+    cfg: AnalysisConfig | None = None,
+    *,
+    options: AnalyzeOptions | None = None,
+    on_event: Callable[[Event], None] = lambda e: None,
+) -> AnalyzeSummary:
+    """Compute every selected measure that `out` does not hold yet (with these parameters)."""
+    _load_measures()
+    cfg, options = cfg or AnalysisConfig(), options or AnalyzeOptions()
+    _check(cfg)
+    device = resolve_device(options.device)
+    exp = Experiment(
+        Path(train_path), data_dir=options.data_dir, offline=options.offline, device=device
+    )
+    out = Path(out)
+    attrs = {
+        "train_store": str(Path(train_path).resolve()),
+        "train_store_sha256": file_checksum(Path(train_path)),
+        "config": json.dumps(dataclasses.asdict(cfg)),
+        "landscape_version": __version__,
+    }
+    astore.write_index(out, attrs=attrs)
+    summary = AnalyzeSummary()
+    todo = _plan(exp, cfg, out, summary)
+    on_event(
+        Event(
+            "plan",
+            f"{len(todo)} results to compute, {len(summary.skipped)} up to date",
+            total=len(todo),
+        )
+    )
+    for i, (measure, key) in enumerate(todo):
+        result = _compute(exp, cfg, out, measure, key, options.memory_budget)
+        astore.write_result(out, measure, key, result)
+        astore.clear_parts(out, measure, key)
+        astore.write_index(out, attrs=attrs)
+        summary.computed.append(f"{measure}/{key}")
+        on_event(
+            Event(
+                "run",
+                f"{measure} {key}: {result.attrs.get('headline', '')}",
+                done=i + 1,
+                total=len(todo),
+            )
+        )
+    return summary
+
+
+def _plan(exp: Experiment, cfg: AnalysisConfig, out: Path, summary: AnalyzeSummary) -> list:
+    todo = []
+    for name in cfg.measures or tuple(REGISTRY):
+        params = cfg.parameters(name)
+        for key in REGISTRY[name].keys(exp, cfg):
+            if _up_to_date(out, name, key, params):
+                summary.skipped.append(f"{name}/{key}")
+            else:
+                todo.append((name, key))
+    return todo
+
+
+def _compute(
+    exp: Experiment, cfg: AnalysisConfig, out: Path, measure: str, key: str, budget: int
+) -> Result:
+    seed = result_seed(cfg.seed, measure, key)
+    ctx = Context(
+        exp=exp,
+        cfg=cfg,
+        generator=torch.Generator().manual_seed(seed),
+        save_part=lambda part, **arrays: astore.save_part(out, measure, key, part, **arrays),
+        load_parts=lambda: astore.load_parts(out, measure, key),
+        budget=budget,
+    )
+    started = time.perf_counter()
+    result = REGISTRY[measure].compute(ctx, key)
+    result.attrs.update(
+        {
+            "parameters": json.dumps(cfg.parameters(measure)),
+            "seed": seed,
+            "seconds": time.perf_counter() - started,
+            "train_store": str(exp.path),
+            "landscape_version": __version__,
+            "torch_version": torch.__version__,
+            "device": str(exp.device),
+        }
+    )
+    return result
+
+
+# -- key helpers shared by the measures -------------------------------------------------
+
+
+def all_runs(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
+    return [r for r in exp.run_ids if exp.run(r).complete]
+
+
+def selected_runs(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
+    """Runs for the expensive measures: k = 0 of each mode, or all."""
+    runs = all_runs(exp, cfg)
+    if cfg.runs == "all":
+        return runs
+    first = {}
+    for r in runs:
+        first.setdefault(exp.run(r).mode, r)
+    return list(first.values())
+
+
+def seed_pairs(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
+    """Keys 'pair-<k>' for every k with a complete normal and overfit run."""
+    runs = set(all_runs(exp, cfg))
+    ks = sorted({int(r.rsplit("-", 1)[1]) for r in runs})
+    return [f"pair-{k:03d}" for k in ks if f"normal-{k:03d}" in runs and f"overfit-{k:03d}" in runs]
+
+
+def pair_runs(exp: Experiment, key: str) -> tuple[StoredRun, StoredRun]:
+    k = key.rsplit("-", 1)[1]
+    return exp.run(f"normal-{k}"), exp.run(f"overfit-{k}")
+
+
+def as_array(
+    t: torch.Tensor | np.ndarray | float, long_name: str, units: str, dims: tuple[str, ...] = ()
+) -> Array:
+    values = t.detach().cpu().numpy() if isinstance(t, torch.Tensor) else np.asarray(t)
+    return Array(values, long_name, units, dims)

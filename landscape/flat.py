@@ -1,0 +1,202 @@
+"""A network as f(theta, x) for flat parameter vectors, and a loss on a fixed dataset.
+
+Every measure reaches the model through `Objective`: loss and accuracy of a stack of K flat
+vectors (chunked over both points and data to stay under a memory budget), and the gradient and
+Hessian-vector products at one point. Nothing here writes `p.data` or touches a caller's module:
+the template's own parameters are never read.
+
+>>> import torch
+>>> from torch import nn
+>>> model = FlatModel(nn.Linear(2, 1))
+>>> theta = torch.tensor([1.0, 2.0, 0.5])  # weight (1, 2), then bias (1,)
+>>> model.forward(theta, torch.tensor([[1.0, 1.0]]))
+tensor([[3.5000]])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call, grad, vjp, vmap
+
+from landscape.batched import accuracy, activation_numel, loss_function
+from landscape.params import Layout
+
+
+def _layouts(template: nn.Module) -> tuple[Layout, Layout]:
+    # Cached on the module: measures build many FlatModels around one template.
+    cached = getattr(template, "_landscape_layouts", None)
+    if cached is None:
+        cached = (Layout.of_parameters(template), Layout.of_buffers(template))
+        template._landscape_layouts = cached
+    return cached
+
+
+def _activation_numel(template: nn.Module, x: torch.Tensor) -> int:
+    key = ("_landscape_act", tuple(x.shape[1:]))
+    cache = template.__dict__.setdefault("_landscape_act_cache", {})
+    if key not in cache:
+        cache[key] = activation_numel(template, x[:1]) if len(x) else 1
+    return cache[key]
+
+
+class FlatModel:
+    """`template` evaluated at flat parameter vectors (P,), BatchNorm with fixed statistics.
+
+    `buffers` (P_b,) are the running statistics used in eval mode (e.g. a run's stored final
+    buffers); None keeps the template's own.
+    """
+
+    def __init__(self, template: nn.Module, buffers: torch.Tensor | None = None):
+        self.template = template.eval()
+        self.layout = _layouts(template)[0]
+        self.buffer_layout = _layouts(template)[1]
+        own = (
+            self.buffer_layout.flatten(dict(template.named_buffers()))
+            if self.buffer_layout.entries
+            else None
+        )
+        self.buffers = own if buffers is None else buffers
+        for p in template.parameters():
+            p.requires_grad_(False)
+
+    @property
+    def size(self) -> int:
+        """Number of parameters P."""
+        return self.layout.size
+
+    def _buffers(self, device: torch.device) -> dict[str, torch.Tensor]:
+        if self.buffers is None:
+            return {}
+        return self.buffer_layout.unflatten(self.buffers.to(device))
+
+    def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """theta (P,), x (B, *input_shape) -> outputs (B, n_outputs)."""
+        params = self.layout.unflatten(theta)
+        return functional_call(self.template, (params, self._buffers(x.device)), (x,))
+
+    def forward_stack(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """thetas (K, P), x (B, ...) shared by all K -> (K, B, n_outputs)."""
+        return vmap(self.forward, in_dims=(0, None))(thetas, x)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    loss: torch.Tensor  # (K,) mean loss over the dataset (nats for cross-entropy)
+    acc: torch.Tensor  # (K,) accuracy in [0, 1]; NaN for regression
+
+
+class Objective:
+    """The mean loss of a `FlatModel` on one dataset (x, y): L(theta).
+
+    `budget_bytes` bounds the activations held at once; stacks and data are chunked to fit.
+    Results do not depend on the chunking (chunks are weighted by their size).
+    """
+
+    def __init__(
+        self,
+        model: FlatModel,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        *,
+        loss: str,
+        classification: bool,
+        budget_bytes: int = 256 * 2**20,
+    ):
+        self.model, self.x, self.y = model, x, y
+        self.loss_name = loss
+        self._loss = loss_function(loss)
+        self.classification = classification
+        self.budget = budget_bytes
+        self.act = _activation_numel(model.template, x)
+
+    @property
+    def n(self) -> int:
+        return self.x.shape[0]
+
+    def _rows(self, k: int, factor: int) -> int:
+        return max(1, self.budget // (k * self.act * 4 * factor))
+
+    def _data_chunks(self, rows: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+        for start in range(0, self.n, rows):
+            stop = min(start + rows, self.n)
+            yield self.x[start:stop], self.y[start:stop], (stop - start) / self.n
+
+    def evaluate(self, thetas: torch.Tensor) -> Evaluation:
+        """Loss and accuracy of every row of thetas (K, P) on the whole dataset."""
+        thetas = thetas.to(self.x.device)
+        k_chunk = max(1, min(len(thetas), self.budget // (self.act * 4 * min(self.n, 256))))
+        losses, accs = [], []
+        with torch.no_grad():
+            for start in range(0, len(thetas), k_chunk):
+                part = thetas[start : start + k_chunk]
+                loss, acc = self._evaluate_chunk(part)
+                losses.append(loss)
+                accs.append(acc)
+        return Evaluation(torch.cat(losses), torch.cat(accs))
+
+    def _evaluate_chunk(self, thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k = len(thetas)
+        loss = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
+        acc = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
+        for xb, yb, w in self._data_chunks(self._rows(k, 1)):
+            out = self.model.forward_stack(thetas, xb)
+            yk = yb.unsqueeze(0).expand(k, *yb.shape)
+            loss += self._loss(out, yk) * w
+            if self.classification:
+                acc += accuracy(out, yk) * w
+        if not self.classification:
+            acc.fill_(float("nan"))
+        return loss, acc
+
+    def _chunk_loss(self, theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        out = self.model.forward(theta, xb).unsqueeze(0)
+        return self._loss(out, yb.unsqueeze(0))[0]
+
+    def value(self, theta: torch.Tensor) -> torch.Tensor:
+        """L(theta), a scalar (no graph kept)."""
+        return self.evaluate(theta.unsqueeze(0)).loss[0]
+
+    def gradient(self, theta: torch.Tensor) -> torch.Tensor:
+        """dL/dtheta (P,), full batch, accumulated over data chunks."""
+        theta = theta.to(self.x.device)
+        g = torch.zeros_like(theta)
+        for xb, yb, w in self._data_chunks(self._rows(1, 3)):
+            g += grad(self._chunk_loss)(theta, xb, yb) * w
+        return g
+
+    def hvp_operator(self, theta: torch.Tensor) -> HessianVectorProduct:
+        """Hessian-vector products at `theta` (see `HessianVectorProduct`)."""
+        return HessianVectorProduct(self, theta.to(self.x.device))
+
+
+class HessianVectorProduct:
+    """v -> H(theta) v for the full-batch loss, linearized once at theta.
+
+    Reverse-over-reverse: the gradient function is differentiated once per data chunk with
+    `torch.func.vjp` and the pullbacks are kept, so each product costs one backward pass instead
+    of a forward and two backwards (H is symmetric, so the vjp of the gradient is H v).
+    """
+
+    def __init__(self, objective: Objective, theta: torch.Tensor):
+        self.objective = objective
+        self.theta = theta
+        self.pullbacks = []
+        self.gradient = torch.zeros_like(theta)
+        for xb, yb, w in objective._data_chunks(objective._rows(1, 6)):
+            g, pullback = vjp(lambda t, xb=xb, yb=yb: grad(objective._chunk_loss)(t, xb, yb), theta)
+            self.gradient += g * w
+            self.pullbacks.append((pullback, w))
+        self.calls = 0
+
+    def __call__(self, v: torch.Tensor) -> torch.Tensor:
+        """H v for v (P,) on the objective's device and dtype."""
+        self.calls += 1
+        out = torch.zeros_like(self.theta)
+        for pullback, w in self.pullbacks:
+            (hv,) = pullback(v)
+            out += hv * w
+        return out

@@ -1,0 +1,176 @@
+"""A train store opened for analysis: its config, dataset, runs and objectives.
+
+The dataset is rebuilt from the stored config and must match the stored fingerprint; the
+architecture is rebuilt and its layout must match the stored table, so a measure can never
+silently evaluate parameters in the wrong network or on other data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from landscape import store
+from landscape.config import ExperimentConfig, config_from_json
+from landscape.data import Dataset, load_dataset
+from landscape.errors import StoreError
+from landscape.flat import FlatModel, Objective
+from landscape.models import build_model
+from landscape.params import Layout
+from landscape.train import loss_name
+
+
+@dataclass(frozen=True)
+class StoredRun:
+    """One run's stored points as tensors (CPU, float32)."""
+
+    run_id: str
+    mode: str
+    index: int
+    seed: int
+    status: str
+    init: torch.Tensor  # (P,)
+    final: torch.Tensor  # (P,)
+    final_step: int
+    checkpoints: torch.Tensor  # (n, P)
+    checkpoint_steps: np.ndarray  # (n,)
+    init_buffers: torch.Tensor  # (P_b,) BatchNorm running statistics; (0,) without BatchNorm
+    final_buffers: torch.Tensor  # (P_b,)
+    checkpoint_buffers: torch.Tensor  # (n, P_b)
+
+    @property
+    def complete(self) -> bool:
+        return self.status == "complete"
+
+
+def file_checksum(path: Path) -> str:
+    """sha256 of a file's bytes (the index file of a train store)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Experiment:
+    """A train store, read-only: config, dataset, layout, runs, objectives."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        data_dir: Path | None = None,
+        offline: bool = False,
+        device: torch.device | str = "cpu",
+    ):
+        self.path = Path(path)
+        self.index = store.read_index(self.path)
+        self.cfg: ExperimentConfig = config_from_json(self.index["config"])
+        self.device = torch.device(device)
+        self.run_ids = store.completed_runs(self.path, self.index["planned_runs"])
+        if not self.run_ids:
+            raise StoreError(
+                f"store {self.path}: no completed runs to analyze; run `landscape train -o "
+                f"{self.path}` first"
+            )
+        self._data_dir, self._offline = data_dir, offline
+        self._runs: dict[str, StoredRun] = {}
+
+    @cached_property
+    def dataset(self) -> Dataset:
+        ds = load_dataset(self.cfg.data, data_dir=self._data_dir, offline=self._offline)
+        stored = self.index.get("dataset_fingerprint")
+        if stored != ds.fingerprint:
+            raise StoreError(
+                f"store {self.path}: trained on {ds.name} with fingerprint {str(stored)[:12]}..., "
+                f"but the data found now has {ds.fingerprint[:12]}...; restore the original "
+                "files (or --data-dir pointing at them)"
+            )
+        return ds
+
+    def template(self) -> nn.Module:
+        """A fresh module of the stored architecture (its own parameters are never used)."""
+        ds = self.dataset
+        return build_model(self.cfg.model, input_shape=ds.input_shape, n_outputs=ds.n_outputs)
+
+    @cached_property
+    def layout(self) -> Layout:
+        built = Layout.of_parameters(self.template())
+        stored = Layout.from_arrays(store.read_run(self.path, self.run_ids[0])["layout"])
+        if built != stored:
+            raise StoreError(
+                f"store {self.path}: the stored parameter layout ({stored.size} parameters) "
+                f"does not match the architecture rebuilt from its config ({built.size}); the "
+                "store was written by an incompatible landscape version"
+            )
+        return built
+
+    def run(self, run_id: str) -> StoredRun:
+        if run_id not in self._runs:
+            self._runs[run_id] = _load_run(self.path, run_id)
+        return self._runs[run_id]
+
+    @cached_property
+    def _template(self) -> nn.Module:
+        _ = self.layout  # check compatibility once
+        return self.template().to(self.device)
+
+    def model(self, buffers: torch.Tensor | None = None) -> FlatModel:
+        """The architecture as f(theta, x); BatchNorm uses `buffers` (a run's statistics)."""
+        return FlatModel(self._template, buffers=_to(buffers, self.device))
+
+    @cached_property
+    def _tensors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        ds = self.dataset
+
+        def t(a: np.ndarray) -> torch.Tensor:
+            return torch.as_tensor(a).to(self.device)
+
+        return {"train": (t(ds.x_train), t(ds.y_train)), "test": (t(ds.x_test), t(ds.y_test))}
+
+    def objective(
+        self, split: str, *, buffers: torch.Tensor | None = None, budget_bytes: int = 256 * 2**20
+    ) -> Objective:
+        """Mean loss on the clean training set (`train`) or the test set (`test`)."""
+        if split not in self._tensors:
+            raise ValueError(f"split {split!r}: expected train or test")
+        x, y = self._tensors[split]
+        return Objective(
+            self.model(buffers),
+            x,
+            y,
+            loss=loss_name(self.cfg, self.dataset),
+            classification=self.dataset.task == "classification",
+            budget_bytes=budget_bytes,
+        )
+
+
+def _to(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+    return None if t is None or t.numel() == 0 else t.to(device)
+
+
+def _load_run(path: Path, run_id: str) -> StoredRun:
+    r = store.read_run(path, run_id)
+    a = r["attrs"]
+    t = torch.from_numpy
+    return StoredRun(
+        run_id=run_id,
+        mode=a["mode"],
+        index=int(a["index"]),
+        seed=int(a["seed"]),
+        status=a["status"],
+        init=t(r["init"]["params"]),
+        final=t(r["final"]["params"]),
+        final_step=int(r["final_attrs"]["step"]),
+        checkpoints=t(r["checkpoints"]["params"]),
+        checkpoint_steps=r["checkpoints"]["step"],
+        init_buffers=t(r["init"]["buffers"]),
+        final_buffers=t(r["final"]["buffers"]),
+        checkpoint_buffers=t(r["checkpoints"]["buffers"]),
+    )

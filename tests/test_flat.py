@@ -1,0 +1,67 @@
+"""The flat-parameter evaluator against closed forms (linear least squares)."""
+
+import pytest
+import torch
+from torch import nn
+
+from landscape.flat import FlatModel, Objective
+
+
+@pytest.fixture
+def least_squares():
+    g = torch.Generator().manual_seed(0)
+    n, d = 64, 5
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    y = torch.randn(n, 1, generator=g, dtype=torch.float64)
+    model = FlatModel(nn.Linear(d, 1).double())
+    xa = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], dim=1)  # weight, then bias
+    return model, x, y, xa
+
+
+def objective(model, x, y, budget):
+    return Objective(model, x, y, loss="mse", classification=False, budget_bytes=budget)
+
+
+@pytest.mark.parametrize("budget", [10**9, 200])  # one chunk, and many small chunks
+def test_loss_gradient_hessian_are_exact(least_squares, budget):
+    model, x, y, xa = least_squares
+    obj = objective(model, x, y, budget)
+    theta = torch.linspace(-1, 1, 6, dtype=torch.float64)
+    r = xa @ theta - y[:, 0]
+    torch.testing.assert_close(obj.value(theta), (r**2).mean())
+    torch.testing.assert_close(obj.gradient(theta), 2 / len(x) * xa.T @ r)
+    hessian = 2 / len(x) * xa.T @ xa
+    v = torch.arange(6, dtype=torch.float64)
+    torch.testing.assert_close(obj.hvp_operator(theta)(v), hessian @ v)
+
+
+def test_minimum_has_zero_gradient(least_squares):
+    model, x, y, xa = least_squares
+    theta_star = torch.linalg.lstsq(xa, y).solution[:, 0]
+    obj = objective(model, x, y, 10**9)
+    assert obj.gradient(theta_star).norm() < 1e-10
+
+
+def test_stack_evaluation_matches_single_points_and_keeps_inputs(least_squares):
+    model, x, y, _ = least_squares
+    obj = objective(model, x, y, 300)
+    thetas = torch.randn(7, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    before = thetas.clone()
+    stacked = obj.evaluate(thetas).loss
+    single = torch.stack([obj.value(t) for t in thetas])
+    torch.testing.assert_close(stacked, single)
+    assert torch.equal(thetas, before)
+    assert torch.isnan(obj.evaluate(thetas).acc).all()  # regression has no accuracy
+
+
+def test_classification_accuracy_and_template_untouched():
+    template = nn.Linear(2, 3)
+    own = [p.detach().clone() for p in template.parameters()]
+    model = FlatModel(template)
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([0, 2])
+    obj = Objective(model, x, y, loss="cross_entropy", classification=True)
+    theta = torch.tensor([5.0, 0, 0, 0, 0, 5.0, 0, 0, 0])  # W[0,0] = W[2,1] = 5: x0 -> 0, x1 -> 2
+    assert obj.evaluate(theta.unsqueeze(0)).acc.item() == 1.0
+    for p, q in zip(template.parameters(), own, strict=True):
+        assert torch.equal(p, q)
