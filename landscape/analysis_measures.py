@@ -18,9 +18,19 @@ from landscape.analyze import (
     pair_runs,
     register,
     seed_pairs,
+    selected_runs,
 )
+from landscape.measures.directions import random_direction, random_plane
 from landscape.measures.distance import distance_from_init, pair_distance
 from landscape.measures.gradient import gradient_norms
+from landscape.measures.slices import (
+    barrier_height,
+    default_alphas,
+    grid_coordinates,
+    interpolate,
+    surface_1d,
+    surface_2d_rows,
+)
 
 L2 = "L2 norm in parameter space"
 
@@ -122,5 +132,161 @@ register(
         "full-batch gradient norms on clean train and test, per checkpoint",
         all_runs,
         _gradient,
+    )
+)
+
+
+# -- slices -------------------------------------------------------------------------------
+
+SPLITS = ("train", "test")
+
+
+def _objectives(ctx: Context, buffers: torch.Tensor | None) -> dict:
+    b = buffers if buffers is not None and buffers.numel() else None
+    return {s: ctx.exp.objective(s, buffers=b, budget_bytes=ctx.budget) for s in SPLITS}
+
+
+def interpolation_keys(exp, cfg) -> list[str]:
+    """init-final.<run> for every run, normal-overfit.<k> for every seed pair."""
+    keys = [f"init-final.{r}" for r in all_runs(exp, cfg)]
+    return keys + [f"normal-overfit.{p.rsplit('-', 1)[1]}" for p in seed_pairs(exp, cfg)]
+
+
+def _endpoints(ctx: Context, key: str) -> tuple[torch.Tensor, torch.Tensor, str, str, torch.Tensor]:
+    kind, rest = key.split(".", 1)
+    if kind == "init-final":
+        run = ctx.exp.run(rest)
+        return run.init, run.final, f"{rest} init", f"{rest} final", run.final_buffers
+    normal, overfit = ctx.exp.run(f"normal-{rest}"), ctx.exp.run(f"overfit-{rest}")
+    return normal.final, overfit.final, normal.run_id, overfit.run_id, normal.final_buffers
+
+
+def _interpolation(ctx: Context, key: str) -> Result:
+    a, b, name_a, name_b, buffers = _endpoints(ctx, key)
+    alphas = default_alphas(ctx.cfg.alpha_points, ctx.cfg.alpha_min, ctx.cfg.alpha_max)
+    units = _loss_units(ctx)
+    arrays = {"alpha": as_array(alphas, "theta(alpha) = (1 - alpha) a + alpha b", "1", ("alpha",))}
+    attrs: dict = {"a": name_a, "b": name_b}
+    for split, obj in _objectives(ctx, buffers).items():
+        s = interpolate(obj, a, b, alphas)
+        arrays[f"{split}_loss"] = as_array(
+            s.loss, f"{split} loss along the line", units, ("alpha",)
+        )
+        arrays[f"{split}_acc"] = as_array(
+            s.acc, f"{split} accuracy along the line", "fraction", ("alpha",)
+        )
+        attrs[f"barrier_{split}_loss"] = barrier_height(alphas, s.loss)
+    attrs["headline"] = f"train barrier {attrs['barrier_train_loss']:.3g}"
+    return Result(arrays, attrs)
+
+
+def _surface1d(ctx: Context, run_id: str) -> Result:
+    run = ctx.exp.run(run_id)
+    coords = grid_coordinates(ctx.cfg.line_points, ctx.cfg.span)
+    objs = _objectives(ctx, run.final_buffers)
+    curves: dict[str, list[torch.Tensor]] = {
+        f"{s}_{q}": [] for s in SPLITS for q in ("loss", "acc")
+    }
+    for _ in range(ctx.cfg.directions):
+        d = random_direction(
+            run.final, ctx.exp.layout, generator=ctx.generator, ignore=ctx.cfg.ignore
+        )
+        for split, obj in objs.items():
+            s = surface_1d(obj, run.final, d, coords)
+            curves[f"{split}_loss"].append(s.loss)
+            curves[f"{split}_acc"].append(s.acc)
+    units = _loss_units(ctx)
+    arrays = {
+        "xcoordinates": as_array(
+            coords,
+            "step along a filter-normalized random direction",
+            "filter-normalized units",
+            ("xcoordinates",),
+        )
+    }
+    for name, values in curves.items():
+        stack = torch.stack(values)  # (directions, n)
+        unit = units if name.endswith("loss") else "fraction"
+        arrays[name] = as_array(stack, f"{name}, one row per direction draw", unit)
+        arrays[f"{name}_mean"] = as_array(
+            stack.mean(0), f"{name}, mean over draws", unit, ("xcoordinates",)
+        )
+        arrays[f"{name}_std"] = as_array(
+            stack.std(0) if len(stack) > 1 else stack[0] * 0,
+            f"{name}, standard deviation over draws",
+            unit,
+            ("xcoordinates",),
+        )
+    return Result(
+        arrays,
+        {
+            "run": run_id,
+            "directions": ctx.cfg.directions,
+            "headline": f"{ctx.cfg.directions} directions",
+        },
+    )
+
+
+def _surface2d(ctx: Context, run_id: str) -> Result:
+    run = ctx.exp.run(run_id)
+    n = ctx.cfg.grid
+    coords = grid_coordinates(n, ctx.cfg.span)
+    d1, d2 = random_plane(run.final, ctx.exp.layout, generator=ctx.generator, ignore=ctx.cfg.ignore)
+    objs = _objectives(ctx, run.final_buffers)
+    done = ctx.load_parts()  # rows kept by an interrupted run
+    for i in [i for i in range(n) if f"row{i:05d}" not in done]:
+        row = {}
+        for split, obj in objs.items():
+            ((_, loss, acc),) = surface_2d_rows(obj, run.final, d1, d2, coords, coords, [i])
+            row[f"{split}_loss"], row[f"{split}_acc"] = loss.cpu().numpy(), acc.cpu().numpy()
+        ctx.save_part(f"row{i:05d}", **row)
+        done[f"row{i:05d}"] = row
+    units = _loss_units(ctx)
+    arrays = {
+        "xcoordinates": as_array(
+            coords, "coefficient of direction_x", "filter-normalized units", ("xcoordinates",)
+        ),
+        "ycoordinates": as_array(
+            coords, "coefficient of direction_y", "filter-normalized units", ("ycoordinates",)
+        ),
+        "direction_x": as_array(d1, "first filter-normalized direction (flat, see layout)", "1"),
+        "direction_y": as_array(d2, "second filter-normalized direction", "1"),
+    }
+    for split in SPLITS:
+        for q, unit in (("loss", units), ("acc", "fraction")):
+            grid = np.stack([done[f"row{i:05d}"][f"{split}_{q}"] for i in range(n)])
+            arrays[f"{split}_{q}"] = as_array(
+                grid,
+                f"{split} {q} at theta + x d_x + y d_y",
+                unit,
+                ("xcoordinates", "ycoordinates"),
+            )
+    centre = float(arrays["train_loss"].values[n // 2, n // 2])
+    return Result(arrays, {"run": run_id, "headline": f"centre train loss {centre:.4g}"})
+
+
+register(
+    Measure(
+        "interpolation",
+        "loss and accuracy on the line between two points (init -> "
+        "final, normal <-> overfit), with the barrier height",
+        interpolation_keys,
+        _interpolation,
+    )
+)
+register(
+    Measure(
+        "surface1d",
+        "1D slices along filter-normalized random directions (several draws)",
+        selected_runs,
+        _surface1d,
+    )
+)
+register(
+    Measure(
+        "surface2d",
+        "2D loss surface on a filter-normalized random plane (Li et al.)",
+        selected_runs,
+        _surface2d,
     )
 )

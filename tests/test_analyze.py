@@ -81,3 +81,85 @@ def test_bad_settings_are_refused(train_store, tmp_path):
         analyze(train_store, tmp_path / "a.h5", AnalysisConfig(measures=("nope",)))
     with pytest.raises(ConfigError, match="odd number"):
         analyze(train_store, tmp_path / "a.h5", AnalysisConfig(grid=50))
+
+
+SLICES = AnalysisConfig(
+    measures=("interpolation", "surface1d", "surface2d"),
+    grid=7,
+    line_points=9,
+    directions=2,
+    alpha_points=9,
+)
+
+
+@pytest.fixture(scope="module")
+def slices(train_store):
+    out = train_store.with_name("slices.analysis.h5")
+    analyze(train_store, out, SLICES)
+    return out
+
+
+def test_interpolation_endpoints_are_the_stored_points(train_store, slices):
+    r = read_result(slices, "interpolation", "init-final.normal-001")
+    h = read_run(train_store, "normal-001")["history"]
+    alpha = list(r["alpha"])
+    np.testing.assert_allclose(r["train_loss"][alpha.index(0.0)], h["train_loss"][0], rtol=1e-5)
+    np.testing.assert_allclose(r["train_loss"][alpha.index(1.0)], h["train_loss"][-1], rtol=1e-5)
+    np.testing.assert_allclose(r["test_acc"][alpha.index(1.0)], h["test_acc"][-1])
+    assert r["attrs"]["barrier_train_loss"] >= 0
+    assert read_result(slices, "interpolation", "normal-overfit.000")["attrs"]["b"] == "overfit-000"
+
+
+def test_surfaces_are_centred_on_the_trained_point(train_store, slices):
+    s = read_result(slices, "surface2d", "overfit-000")
+    h = read_run(train_store, "overfit-000")["history"]
+    assert s["train_loss"].shape == (7, 7)
+    np.testing.assert_array_equal(s["xcoordinates"], -s["xcoordinates"][::-1])
+    np.testing.assert_allclose(s["train_loss"][3, 3], h["train_loss"][-1], rtol=1e-5)
+    np.testing.assert_allclose(s["test_acc"][3, 3], h["test_acc"][-1])
+    one = read_result(slices, "surface1d", "normal-000")
+    assert one["train_loss"].shape == (2, 9)
+    np.testing.assert_allclose(
+        one["train_loss"][:, 4], h["train_loss"][-1] * 0 + one["train_loss"][0, 4]
+    )
+    assert not np.allclose(one["train_loss"][0], one["train_loss"][1])  # independent draws
+    with h5py.File(slices, "r") as f:  # Li et al.'s names and dimension scales
+        g = f["surface2d/normal-000"]
+        assert {
+            "xcoordinates",
+            "ycoordinates",
+            "train_loss",
+            "train_acc",
+            "test_loss",
+            "test_acc",
+        } <= set(g)
+        assert g["train_loss"].dims[1][0].name.endswith("ycoordinates")
+
+
+def test_interrupted_surface_resumes_rows_and_equals_the_whole(train_store, tmp_path, monkeypatch):
+    from landscape import analysis_measures as am
+
+    cfg = AnalysisConfig(measures=("surface2d",), grid=9)
+    whole = tmp_path / "whole.h5"
+    analyze(train_store, whole, cfg)
+    real, calls = am.surface_2d_rows, []
+
+    def crashing(*args, **kwargs):
+        calls.append(args[-1])
+        if len(calls) > 6:  # 3 rows of train + test, then "kill"
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(am, "surface_2d_rows", crashing)
+    cut = tmp_path / "cut.h5"
+    with pytest.raises(KeyboardInterrupt):
+        analyze(train_store, cut, cfg)
+    monkeypatch.setattr(am, "surface_2d_rows", real)
+    calls.clear()
+    monkeypatch.setattr(am, "surface_2d_rows", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    analyze(train_store, cut, cfg)
+    assert len(calls) == 2 * (2 * 9 - 3)  # only the rows in flight were lost
+    for key in ("normal-000", "overfit-000"):
+        a, b = read_result(whole, "surface2d", key), read_result(cut, "surface2d", key)
+        for name in ("train_loss", "test_acc", "direction_x"):
+            np.testing.assert_array_equal(a[name], b[name])
