@@ -7,6 +7,7 @@ and running the same call again trains only what is missing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,7 @@ from landscape.train import (
     Event,
     RuntimeOptions,
     TrainSummary,
+    batching_problem,
     make_schedule,
     resolve_device,
     train_group,
@@ -102,6 +104,15 @@ def train_experiment(
             total=len(plan),
         )
     )
+    if options.batched and todo and (problem := batching_problem(cfg, ds)):
+        on_event(
+            Event(
+                "note",
+                f"model {cfg.model.name!r} cannot be batched under vmap "
+                f"({problem}); training the runs one at a time instead",
+            )
+        )
+        options = dataclasses.replace(options, batched=False)
     session = _Session(cfg, ds, path, plan, attrs, options, device, on_event, summary)
     for mode in dict.fromkeys(r.rsplit("-", 1)[0] for r in todo):
         indices = [int(r.rsplit("-", 1)[1]) for r in todo if r.startswith(mode + "-")]

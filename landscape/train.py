@@ -397,6 +397,18 @@ def train_group(
     return _records(loop, cfg, tset.mode, indices, last, attrs, tset)
 
 
+def batching_problem(cfg: ExperimentConfig, ds: Dataset) -> str | None:
+    """Why the model cannot train under vmap (None if it can), found by one tiny step."""
+    try:
+        modules = _initial_modules(cfg, ds, [0, 1])
+        engine = _engine(modules, cfg, ds, True, torch.device("cpu"))
+        x = torch.as_tensor(ds.x_train[:2]).unsqueeze(0).expand(2, 2, *ds.input_shape)
+        engine.forward(x, train=True).sum().backward()
+    except RuntimeError as e:  # vmap raises RuntimeError for unsupported operations
+        return str(e).splitlines()[0]
+    return None
+
+
 def loss_name(cfg: ExperimentConfig, ds: Dataset) -> str:
     """The loss to use: the configured one, or the task's natural one for `auto`."""
     natural = "cross_entropy" if ds.task == "classification" else "mse"

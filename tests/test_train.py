@@ -138,3 +138,31 @@ def test_batchnorm_resnet_trains_batched():
 def test_runtime_device_auto_is_cpu_here():
     assert trainmod.resolve_device("auto").type in ("cpu", "cuda")
     assert RuntimeOptions().batched
+
+
+def test_a_model_vmap_cannot_batch_falls_back_to_the_loop_and_says_so(tmp_path, monkeypatch):
+    from landscape import experiment
+
+    def unbatchable(cfg, ds):
+        return "vmap: in-place operation on an unbatched tensor"
+
+    monkeypatch.setattr(experiment, "batching_problem", unbatchable)
+    events = []
+    summary = experiment.train_experiment(
+        tiny_config(mode="normal"), tmp_path / "s.h5", on_event=events.append
+    )
+    notes = [e.message for e in events if e.kind == "note"]
+    assert any("cannot be batched" in n and "one at a time" in n for n in notes)
+    assert len(summary.trained) == 2
+    assert read_run(tmp_path / "s.h5", "normal-001")["attrs"]["batched"] == False  # noqa: E712
+
+
+def test_every_shipped_model_batches():
+    from landscape.train import batching_problem
+
+    for name in ("mlp", "lenet", "resnet"):
+        cfg = tiny_config()
+        cfg = cfg.__class__(
+            data=cfg.data, model=cfg.model.__class__(name=name), optim=cfg.optim, train=cfg.train
+        )
+        assert batching_problem(cfg, load_dataset(cfg.data)) is None, name
