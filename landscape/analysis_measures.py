@@ -20,6 +20,8 @@ from landscape.analyze import (
     seed_pairs,
     selected_runs,
 )
+from landscape.flat import HessianVectorProduct
+from landscape.measures.curvature import CurvatureError, hessian_trace, top_eigenvalues
 from landscape.measures.directions import random_direction, random_plane
 from landscape.measures.distance import distance_from_init, pair_distance
 from landscape.measures.gradient import gradient_norms
@@ -288,5 +290,79 @@ register(
         "2D loss surface on a filter-normalized random plane (Li et al.)",
         selected_runs,
         _surface2d,
+    )
+)
+
+
+# -- curvature ----------------------------------------------------------------------------
+
+CURV = "loss / parameter^2"
+
+
+def _hvp(ctx: Context, run_id: str) -> tuple[HessianVectorProduct, int]:
+    run = ctx.exp.run(run_id)
+    obj = _objectives(ctx, run.final_buffers)["train"]
+    return obj.hvp_operator(run.final), obj.model.size
+
+
+def _hessian(ctx: Context, run_id: str) -> Result:
+    hvp, size = _hvp(ctx, run_id)
+    k = ctx.cfg.top_k
+    try:
+        r = top_eigenvalues(hvp, size, k, generator=ctx.generator, keep_vectors=False)
+        values, residuals, products, failed = r.eigenvalues, r.residuals, r.n_products, ""
+    except CurvatureError as e:  # stored as NaN with the reason, never hidden
+        values = residuals = torch.full((k,), float("nan"))
+        products, failed = hvp.calls, str(e)
+    arrays = {
+        "eigenvalues": as_array(
+            values, "top Hessian eigenvalues of the clean training loss, descending (Lanczos)", CURV
+        ),
+        "residuals": as_array(residuals, "||H v - lambda v|| / |lambda| per eigenpair", "1"),
+    }
+    return Result(
+        arrays,
+        {
+            "run": run_id,
+            "n_products": products,
+            "failed": failed,
+            "headline": f"top eigenvalue {float(values[0]):.4g}",
+        },
+    )
+
+
+def _trace(ctx: Context, run_id: str) -> Result:
+    hvp, size = _hvp(ctx, run_id)
+    r = hessian_trace(hvp, size, generator=ctx.generator, n_samples=ctx.cfg.trace_samples)
+    arrays = {
+        "trace": as_array(r.trace, "Hutchinson estimate of tr(H), clean training loss", CURV),
+        "std_error": as_array(r.std_error, "standard error of the trace estimate", CURV),
+        "samples": as_array(r.samples, "v^T H v for each Rademacher vector v", CURV),
+    }
+    return Result(
+        arrays,
+        {
+            "run": run_id,
+            "n_products": r.n_products,
+            "headline": f"trace {r.trace:.4g} +- {r.std_error:.2g}",
+        },
+    )
+
+
+register(
+    Measure(
+        "hessian",
+        "top-k Hessian eigenvalues of the clean training loss at the final "
+        "point (Lanczos), with residuals",
+        all_runs,
+        _hessian,
+    )
+)
+register(
+    Measure(
+        "trace",
+        "Hessian trace at the final point (Hutchinson) with its standard error",
+        all_runs,
+        _trace,
     )
 )
