@@ -11,6 +11,7 @@ import torch
 
 from landscape.analysis_store import Result
 from landscape.analyze import (
+    AnalysisConfig,
     Context,
     Measure,
     all_runs,
@@ -25,6 +26,7 @@ from landscape.measures.curvature import CurvatureError, hessian_trace, top_eige
 from landscape.measures.directions import random_direction, random_plane
 from landscape.measures.distance import distance_from_init, pair_distance
 from landscape.measures.gradient import gradient_norms
+from landscape.measures.restart import recipe, restart
 from landscape.measures.slices import (
     barrier_height,
     default_alphas,
@@ -33,6 +35,7 @@ from landscape.measures.slices import (
     surface_1d,
     surface_2d_rows,
 )
+from landscape.runs import Experiment
 
 L2 = "L2 norm in parameter space"
 
@@ -364,5 +367,107 @@ register(
         "Hessian trace at the final point (Hutchinson) with its standard error",
         all_runs,
         _trace,
+    )
+)
+
+
+# -- restarts and curvature over training ------------------------------------------------
+
+
+def restart_keys(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
+    """<recipe>.<overfit run> for every recipe and complete overfit run."""
+    overfit = [r for r in all_runs(exp, cfg) if exp.run(r).mode == "overfit"]
+    return [f"{name}.{r}" for name in cfg.recipes for r in overfit]
+
+
+def _restart(ctx: Context, key: str) -> Result:
+    name, run_id = key.split(".", 1)
+    run = ctx.exp.run(run_id)
+    objs = _objectives(ctx, run.final_buffers)
+    r = restart(
+        objs["train"], objs["test"], run.final, run.init, recipe(name), generator=ctx.generator
+    )
+    units, dims = _loss_units(ctx), ("step",)
+    arrays = {
+        "step": as_array(r.steps, "optimizer steps since the restart", "steps", dims),
+        "train_loss": as_array(r.train_loss, "clean training loss", units, dims),
+        "train_acc": as_array(r.train_acc, "clean training accuracy", "fraction", dims),
+        "test_loss": as_array(r.test_loss, "test loss", units, dims),
+        "test_acc": as_array(r.test_acc, "test accuracy", "fraction", dims),
+        "grad_norm": as_array(
+            r.grad_norm, "||grad of the clean training loss||_2", "L2 norm", dims
+        ),
+        "dist_moved": as_array(r.dist_moved, "distance from the overfit point", L2, dims),
+        "dist_init": as_array(r.dist_init, "distance from the run's initial point", L2, dims),
+        "end_params": as_array(r.end, "parameters at the end of the restart (flat)", "1"),
+    }
+    alphas = default_alphas(ctx.cfg.alpha_points, ctx.cfg.alpha_min, ctx.cfg.alpha_max)
+    arrays["alpha"] = as_array(alphas, "overfit point (0) -> restart end (1)", "1", ("alpha",))
+    attrs = {
+        "run": run_id,
+        "recipe": name,
+        "recipe_settings": str(recipe(name)),
+        "diverged_step": r.diverged_step,
+    }
+    for split, obj in objs.items():
+        s = interpolate(obj, run.final, r.end, alphas)
+        arrays[f"interp_{split}_loss"] = as_array(
+            s.loss, f"{split} loss, overfit -> restart end", units, ("alpha",)
+        )
+        arrays[f"interp_{split}_acc"] = as_array(
+            s.acc, f"{split} accuracy, overfit -> end", "fraction", ("alpha",)
+        )
+        attrs[f"barrier_{split}_loss"] = barrier_height(alphas, s.loss)
+    attrs["headline"] = f"test acc {r.test_acc[0]:.3f} -> {r.test_acc[-1]:.3f}"
+    return Result(arrays, attrs)
+
+
+def _curvature_trajectory(ctx: Context, run_id: str) -> Result:
+    steps, points, buffers = _points(ctx, run_id)
+    k = ctx.cfg.trajectory_k
+    values = torch.full((len(points), k), float("nan"), dtype=torch.float64)
+    for i, theta in enumerate(points):
+        b = buffers[i] if buffers is not None else None
+        obj = ctx.exp.objective("train", buffers=b, budget_bytes=ctx.budget)
+        try:
+            # a curve needs ~4 digits, not the 1e-6 of the final point's spectrum
+            r = top_eigenvalues(
+                obj.hvp_operator(theta),
+                obj.model.size,
+                k,
+                tol=1e-4,
+                generator=ctx.generator,
+                keep_vectors=False,
+            )
+            values[i] = r.eigenvalues
+        except CurvatureError:  # stays NaN, never hidden; rare (non-finite point)
+            continue
+    arrays = {
+        "step": as_array(steps, "optimizer steps taken", "steps", ("step",)),
+        "eigenvalues": as_array(
+            values,
+            "top Hessian eigenvalues of the clean training loss at each checkpoint",
+            CURV,
+            ("step",),
+        ),
+    }
+    return Result(arrays, {"run": run_id, "headline": f"final top {float(values[-1, 0]):.4g}"})
+
+
+register(
+    Measure(
+        "restart",
+        "train on the clean data from each overfit point (recipes sgd, "
+        "adam-full): accuracy, distance moved, end point",
+        restart_keys,
+        _restart,
+    )
+)
+register(
+    Measure(
+        "curvature_trajectory",
+        "top Hessian eigenvalue at every checkpoint (curvature over training)",
+        selected_runs,
+        _curvature_trajectory,
     )
 )

@@ -45,6 +45,8 @@ class AnalysisConfig:
     top_k: int = 5  # Hessian: top eigenvalues by Lanczos
     trace_samples: int = 100  # Hessian trace: Hutchinson samples
     ignore: str = "biasbn"  # filter-normalized directions: zero biases and norm params | none
+    recipes: tuple[str, ...] = ("sgd", "adam-full")  # restarts from every overfit point
+    trajectory_k: int = 1  # top eigenvalues at every checkpoint (curvature over training)
 
     def parameters(self, measure: str) -> dict:
         """The settings a measure's result depends on (stored with it)."""
@@ -62,6 +64,8 @@ MEASURE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "surface2d": ("grid", "span", "ignore"),
     "hessian": ("top_k",),
     "trace": ("trace_samples",),
+    "restart": ("alpha_points", "alpha_min", "alpha_max"),
+    "curvature_trajectory": ("trajectory_k", "runs"),
 }
 
 
@@ -132,6 +136,10 @@ def _check(cfg: AnalysisConfig) -> None:
                 f"analysis setting {name!r}: expected an odd number >= 3 so that the centre "
                 f"point lies on the grid, found {value}; use e.g. {max(3, value + 1)}"
             )
+    from landscape.measures.restart import RECIPES
+
+    if unknown_recipes := [r for r in cfg.recipes if r not in RECIPES]:
+        raise ConfigError(f"--recipes: unknown {unknown_recipes}; known: {', '.join(RECIPES)}")
     if cfg.runs not in ("first", "all"):
         raise ConfigError(f"--runs {cfg.runs!r}: allowed: first, all")
     if cfg.ignore not in ("biasbn", "none"):
