@@ -202,5 +202,6 @@ def analysis_info(index_path: Path) -> dict[str, Any]:
     return {
         "train_store": attrs.get("train_store"),
         "config": json.loads(attrs.get("config", "{}")),
+        "summary": json.loads(attrs.get("summary", "{}")),
         "results": results,
     }

@@ -25,6 +25,7 @@ from landscape._version import __version__
 from landscape.analysis_store import Array, Result
 from landscape.errors import ConfigError
 from landscape.runs import Experiment, StoredRun, file_checksum
+from landscape.summary import summarize
 from landscape.train import Event, resolve_device
 
 
@@ -206,6 +207,8 @@ def analyze(
                 total=len(todo),
             )
         )
+    attrs["summary"] = json.dumps(summarize(out))
+    astore.write_index(out, attrs=attrs)
     return summary
 
 

@@ -163,3 +163,26 @@ def test_interrupted_surface_resumes_rows_and_equals_the_whole(train_store, tmp_
         a, b = read_result(whole, "surface2d", key), read_result(cut, "surface2d", key)
         for name in ("train_loss", "test_acc", "direction_x"):
             np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_summary_aggregates_over_seeds(analysis):
+    from landscape.summary import describe
+
+    out, _ = analysis
+    summary = analysis_info(out)["summary"]
+    d = summary["distance_l2"]
+    assert d["normal"]["n"] == 2 and d["overfit"]["n"] == 2
+    values = [read_result(out, "distance", f"overfit-{k:03d}")["l2"][-1] for k in range(2)]
+    assert d["overfit"]["mean"] == pytest.approx(np.mean(values))
+    assert d["overfit"]["std"] == pytest.approx(np.std(values, ddof=1))
+    assert d["ratio_overfit_over_normal"] == pytest.approx(
+        d["overfit"]["mean"] / d["normal"]["mean"]
+    )
+    assert summary["normal_overfit_distance"]["pairs"]["n"] == 2
+    assert describe([1.0, float("nan"), 3.0]) == {
+        "mean": 2.0,
+        "std": 2**0.5,
+        "min": 1.0,
+        "max": 3.0,
+        "n": 2,
+    }
