@@ -27,6 +27,7 @@ from landscape.measures.directions import random_direction, random_plane
 from landscape.measures.distance import distance_from_init, pair_distance
 from landscape.measures.gradient import gradient_norms
 from landscape.measures.restart import recipe, restart
+from landscape.measures.sharpness import epsilon_sharpness, perturbation_sharpness
 from landscape.measures.slices import (
     barrier_height,
     default_alphas,
@@ -469,5 +470,95 @@ register(
         "top Hessian eigenvalue at every checkpoint (curvature over training)",
         selected_runs,
         _curvature_trajectory,
+    )
+)
+
+
+# -- sharpness ----------------------------------------------------------------------------
+
+
+def _epsilon_sharpness(ctx: Context, run_id: str) -> Result:
+    run = ctx.exp.run(run_id)
+    obj = _objectives(ctx, run.final_buffers)["train"]
+    r = epsilon_sharpness(obj, run.final, epsilon=ctx.cfg.epsilon, generator=ctx.generator)
+    arrays = {
+        "sharpness": as_array(
+            r.sharpness,
+            "Keskar et al.'s epsilon-sharpness: 100 (max L - L) / "
+            "(1 + L) over the box, clean training loss",
+            "percent",
+        ),
+        "base_loss": as_array(r.base_loss, "clean training loss at the point", _loss_units(ctx)),
+        "max_loss": as_array(r.max_loss, "largest loss found in the box", _loss_units(ctx)),
+        "delta_norm": as_array(r.delta_norm, "||delta||_2 of the maximizer", L2),
+    }
+    return Result(
+        arrays,
+        {
+            "run": run_id,
+            "method": r.method,
+            "epsilon": r.epsilon,
+            "n_evaluations": r.n_evaluations,
+            "finite": r.finite,
+            "headline": f"{r.sharpness:.3g} %",
+        },
+    )
+
+
+def _perturbation(ctx: Context, run_id: str) -> Result:
+    run = ctx.exp.run(run_id)
+    obj = _objectives(ctx, run.final_buffers)["train"]
+    r = perturbation_sharpness(
+        obj,
+        run.final,
+        ctx.exp.layout,
+        radius=ctx.cfg.radii,
+        n_directions=ctx.cfg.directions,
+        generator=ctx.generator,
+        ignore=ctx.cfg.ignore,
+    )
+    units, dims = _loss_units(ctx), ("radius",)
+    arrays = {
+        "radius": as_array(
+            r.radii,
+            "radius along filter-normalized random directions",
+            "filter-normalized units",
+            dims,
+        ),
+        "increase": as_array(
+            r.increases, "L(theta + r d) - L(theta), one row per direction", units
+        ),
+        "increase_mean": as_array(r.mean, "mean loss increase over directions", units, dims),
+        "increase_std": as_array(r.std, "standard deviation over directions", units, dims),
+        "acc_drop_mean": as_array(
+            r.acc_drop_mean, "mean clean-train accuracy drop", "fraction", dims
+        ),
+    }
+    return Result(
+        arrays,
+        {
+            "run": run_id,
+            "base_loss": r.base_loss,
+            "finite": r.finite,
+            "headline": f"increase at r={r.radii[-1]:.3g}: {float(r.mean[-1]):.3g}",
+        },
+    )
+
+
+register(
+    Measure(
+        "epsilon_sharpness",
+        "Keskar et al.'s epsilon-sharpness of the clean training "
+        "loss at the final point (L-BFGS-B in the box)",
+        all_runs,
+        _epsilon_sharpness,
+    )
+)
+register(
+    Measure(
+        "perturbation",
+        "expected loss increase under random filter-normalized perturbations of given radii",
+        all_runs,
+        _perturbation,
     )
 )

@@ -48,6 +48,8 @@ class AnalysisConfig:
     ignore: str = "biasbn"  # filter-normalized directions: zero biases and norm params | none
     recipes: tuple[str, ...] = ("sgd", "adam-full")  # restarts from every overfit point
     trajectory_k: int = 1  # top eigenvalues at every checkpoint (curvature over training)
+    epsilon: float = 1e-3  # Keskar et al.'s box size: |delta_i| <= epsilon * (|theta_i| + 1)
+    radii: tuple[float, ...] = (0.1, 0.25, 0.5)  # perturbation sharpness: filter-normalized radii
 
     def parameters(self, measure: str) -> dict:
         """The settings a measure's result depends on (stored with it)."""
@@ -67,6 +69,8 @@ MEASURE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "trace": ("trace_samples",),
     "restart": ("alpha_points", "alpha_min", "alpha_max"),
     "curvature_trajectory": ("trajectory_k", "runs"),
+    "epsilon_sharpness": ("epsilon",),
+    "perturbation": ("radii", "directions", "ignore"),
 }
 
 

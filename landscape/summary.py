@@ -25,6 +25,8 @@ SCALARS: dict[str, tuple[str, Callable[[dict], float]]] = {
     "hessian_trace": ("trace", lambda r: float(r["trace"])),
     "init_final_barrier": ("interpolation", lambda r: r["attrs"]["barrier_train_loss"]),
     "normal_overfit_distance": ("pair_distance", lambda r: float(r["l2"])),
+    "epsilon_sharpness": ("epsilon_sharpness", lambda r: float(r["sharpness"])),
+    "perturbation_increase": ("perturbation", lambda r: r["increase_mean"][-1]),
     "restart_test_acc": ("restart", lambda r: r["test_acc"][-1]),
     "restart_distance_moved": ("restart", lambda r: r["dist_moved"][-1]),
 }
