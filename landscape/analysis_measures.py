@@ -23,7 +23,7 @@ from landscape.analyze import (
 )
 from landscape.flat import HessianVectorProduct
 from landscape.measures.curvature import CurvatureError, hessian_trace, top_eigenvalues
-from landscape.measures.directions import random_direction, random_plane
+from landscape.measures.directions import pca_directions, random_direction, random_plane
 from landscape.measures.distance import distance_from_init, pair_distance
 from landscape.measures.gradient import gradient_norms
 from landscape.measures.restart import recipe, restart
@@ -235,9 +235,40 @@ def _surface1d(ctx: Context, run_id: str) -> Result:
 
 def _surface2d(ctx: Context, run_id: str) -> Result:
     run = ctx.exp.run(run_id)
-    n = ctx.cfg.grid
-    coords = grid_coordinates(n, ctx.cfg.span)
     d1, d2 = random_plane(run.final, ctx.exp.layout, generator=ctx.generator, ignore=ctx.cfg.ignore)
+    return _plane(ctx, run_id, d1, d2, "filter-normalized random direction", {})
+
+
+def _surface_pca(ctx: Context, run_id: str) -> Result:
+    """Li et al. section 7: the plane of the two top principal components of the trajectory."""
+    run = ctx.exp.run(run_id)
+    trajectory = torch.cat([run.init.unsqueeze(0), run.checkpoints])
+    pca = pca_directions(trajectory, run.final, 2)
+    extent = float(pca.coordinates.abs().max()) * 1.2  # the whole path fits on the plane
+    extra = {
+        "explained_variance_ratio": as_array(
+            pca.explained_variance_ratio, "fraction of the trajectory's variance per direction", "1"
+        ),
+        "trajectory_x": as_array(pca.coordinates[:, 0], "init, checkpoints on direction_x", L2),
+        "trajectory_y": as_array(pca.coordinates[:, 1], "init, checkpoints on direction_y", L2),
+    }
+    what = "unit principal direction of the trajectory"
+    return _plane(ctx, run_id, pca.directions[0], pca.directions[1], what, extra, span=extent)
+
+
+def _plane(
+    ctx: Context,
+    run_id: str,
+    d1: torch.Tensor,
+    d2: torch.Tensor,
+    what: str,
+    extra: dict,
+    span: float | None = None,
+) -> Result:
+    """Loss and accuracy on theta + x d1 + y d2, row by row (each row kept when done)."""
+    run = ctx.exp.run(run_id)
+    n = ctx.cfg.grid
+    coords = grid_coordinates(n, span or ctx.cfg.span)
     objs = _objectives(ctx, run.final_buffers)
     done = ctx.load_parts()  # rows kept by an interrupted run
     for i in [i for i in range(n) if f"row{i:05d}" not in done]:
@@ -250,13 +281,14 @@ def _surface2d(ctx: Context, run_id: str) -> Result:
     units = _loss_units(ctx)
     arrays = {
         "xcoordinates": as_array(
-            coords, "coefficient of direction_x", "filter-normalized units", ("xcoordinates",)
+            coords, "coefficient of direction_x", "units of direction_x", ("xcoordinates",)
         ),
         "ycoordinates": as_array(
-            coords, "coefficient of direction_y", "filter-normalized units", ("ycoordinates",)
+            coords, "coefficient of direction_y", "units of direction_y", ("ycoordinates",)
         ),
-        "direction_x": as_array(d1, "first filter-normalized direction (flat, see layout)", "1"),
-        "direction_y": as_array(d2, "second filter-normalized direction", "1"),
+        "direction_x": as_array(d1, f"first {what} (flat, see layout)", "1"),
+        "direction_y": as_array(d2, f"second {what}", "1"),
+        **extra,
     }
     for split in SPLITS:
         for q, unit in (("loss", units), ("acc", "fraction")):
@@ -294,6 +326,15 @@ register(
         "2D loss surface on a filter-normalized random plane (Li et al.)",
         selected_runs,
         _surface2d,
+    )
+)
+register(
+    Measure(
+        "surface_pca",
+        "2D loss surface on the plane of the trajectory's top two principal components, with "
+        "the projected trajectory (Li et al. section 7)",
+        selected_runs,
+        _surface_pca,
     )
 )
 

@@ -65,6 +65,7 @@ MEASURE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "interpolation": ("alpha_points", "alpha_min", "alpha_max"),
     "surface1d": ("line_points", "span", "directions", "ignore"),
     "surface2d": ("grid", "span", "ignore"),
+    "surface_pca": ("grid",),
     "hessian": ("top_k",),
     "trace": ("trace_samples",),
     "restart": ("alpha_points", "alpha_min", "alpha_max"),
