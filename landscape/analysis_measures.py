@@ -167,21 +167,35 @@ def _endpoints(ctx: Context, key: str) -> tuple[torch.Tensor, torch.Tensor, str,
     return normal.final, overfit.final, normal.run_id, overfit.run_id, normal.final_buffers
 
 
+def _line(
+    objs: dict,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    alphas: torch.Tensor,
+    units: str,
+    prefix: str,
+    arrays: dict,
+    attrs: dict,
+) -> None:
+    """Loss and accuracy on (1 - alpha) a + alpha b per split, and each split's barrier."""
+    for split, obj in objs.items():
+        s = interpolate(obj, a, b, alphas)
+        arrays[f"{prefix}{split}_loss"] = as_array(
+            s.loss, f"{split} loss on (1 - alpha) a + alpha b", units, ("alpha",)
+        )
+        arrays[f"{prefix}{split}_acc"] = as_array(
+            s.acc, f"{split} accuracy on (1 - alpha) a + alpha b", "fraction", ("alpha",)
+        )
+        attrs[f"barrier_{split}_loss"] = barrier_height(alphas, s.loss)
+
+
 def _interpolation(ctx: Context, key: str) -> Result:
     a, b, name_a, name_b, buffers = _endpoints(ctx, key)
     alphas = default_alphas(ctx.cfg.alpha_points, ctx.cfg.alpha_min, ctx.cfg.alpha_max)
     units = _loss_units(ctx)
     arrays = {"alpha": as_array(alphas, "theta(alpha) = (1 - alpha) a + alpha b", "1", ("alpha",))}
     attrs: dict = {"a": name_a, "b": name_b}
-    for split, obj in _objectives(ctx, buffers).items():
-        s = interpolate(obj, a, b, alphas)
-        arrays[f"{split}_loss"] = as_array(
-            s.loss, f"{split} loss along the line", units, ("alpha",)
-        )
-        arrays[f"{split}_acc"] = as_array(
-            s.acc, f"{split} accuracy along the line", "fraction", ("alpha",)
-        )
-        attrs[f"barrier_{split}_loss"] = barrier_height(alphas, s.loss)
+    _line(_objectives(ctx, buffers), a, b, alphas, units, "", arrays, attrs)
     attrs["headline"] = f"train barrier {attrs['barrier_train_loss']:.3g}"
     return Result(arrays, attrs)
 
@@ -451,15 +465,7 @@ def _restart(ctx: Context, key: str) -> Result:
         "recipe_settings": str(recipe(name)),
         "diverged_step": r.diverged_step,
     }
-    for split, obj in objs.items():
-        s = interpolate(obj, run.final, r.end, alphas)
-        arrays[f"interp_{split}_loss"] = as_array(
-            s.loss, f"{split} loss, overfit -> restart end", units, ("alpha",)
-        )
-        arrays[f"interp_{split}_acc"] = as_array(
-            s.acc, f"{split} accuracy, overfit -> end", "fraction", ("alpha",)
-        )
-        attrs[f"barrier_{split}_loss"] = barrier_height(alphas, s.loss)
+    _line(objs, run.final, r.end, alphas, units, "interp_", arrays, attrs)
     attrs["headline"] = f"test acc {r.test_acc[0]:.3f} -> {r.test_acc[-1]:.3f}"
     return Result(arrays, attrs)
 
