@@ -346,9 +346,9 @@ def _run_line(run: dict) -> str:
 @click.option(
     "--max-memory",
     type=click.IntRange(1),
-    default=256,
-    show_default=True,
-    help="MiB of activations held at once by the evaluator.",
+    default=None,
+    help="MiB of activations the evaluator holds at once [default: half the free GPU memory, "
+    "or a tenth of RAM up to 2 GiB on a CPU].",
 )
 @click.option(
     "--data-dir",
@@ -405,7 +405,10 @@ def analyze(
         seed=seed,
     )
     options = AnalyzeOptions(
-        device=device, data_dir=data_dir, offline=offline, memory_budget=max_memory * 2**20
+        device=device,
+        data_dir=data_dir,
+        offline=offline,
+        memory_budget=max_memory * 2**20 if max_memory else None,
     )
     progress = _Progress(sys.stderr.isatty())
     summary = run_analysis(train_store, out, cfg, options=options, on_event=progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import time
 import zlib
 from collections.abc import Callable
@@ -80,7 +81,7 @@ class AnalyzeOptions:
     device: str = "auto"
     data_dir: Path | None = None
     offline: bool = False
-    memory_budget: int = 256 * 2**20  # bytes of activations per evaluation chunk
+    memory_budget: int | None = None  # bytes of activations per chunk; None: see default_budget
 
 
 @dataclass
@@ -124,6 +125,15 @@ def measure_names() -> list[str]:
 
 def _load_measures() -> None:
     from landscape import analysis_measures  # noqa: F401  (registers on import)
+
+
+def default_budget(device: torch.device) -> int:
+    """Activation memory for one evaluation chunk: half the free GPU memory, or a tenth of the
+    machine's RAM capped at 2 GiB on a CPU (beyond that, bigger chunks stop paying)."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0] * 0.5)
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return int(min(ram * 0.1, 2 * 2**30))
 
 
 def result_seed(seed: int, measure: str, key: str) -> int:
@@ -178,6 +188,7 @@ def analyze(
     cfg, options = cfg or AnalysisConfig(), options or AnalyzeOptions()
     _check(cfg)
     device = resolve_device(options.device)
+    budget = options.memory_budget or default_budget(device)
     exp = Experiment(
         Path(train_path), data_dir=options.data_dir, offline=options.offline, device=device
     )
@@ -199,7 +210,7 @@ def analyze(
         )
     )
     for i, (measure, key) in enumerate(todo):
-        result = _compute(exp, cfg, out, measure, key, options.memory_budget)
+        result = _compute(exp, cfg, out, measure, key, budget)
         astore.write_result(out, measure, key, result)
         astore.clear_parts(out, measure, key)
         astore.write_index(out, attrs=attrs)
