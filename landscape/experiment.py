@@ -121,6 +121,8 @@ def train_experiment(
 
 
 def _groups(indices: list[int], options: RuntimeOptions) -> list[list[int]]:
+    # A group of one trains as a plain module: vmap over K = 1 only adds overhead
+    # (bench/train_seeds.py: 0.65-0.77x the loop at K = 1), and both give the same numbers.
     size = 1 if not options.batched else (options.group_size or len(indices))
     return [indices[i : i + size] for i in range(0, len(indices), size)]
 
@@ -159,7 +161,7 @@ def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:
             tset,
             group,
             device=s.device,
-            batched=s.options.batched,
+            batched=s.options.batched and len(group) > 1,
             budget=s.options.memory_budget,
             on_steps=on_steps,
         )
