@@ -10,7 +10,7 @@ optimizer step each per call) and are timed on optimizer steps only:
 
 Rates are seed-steps per second (K * steps / seconds), so ratios compare equal work.
 
-    python bench/train_seeds.py                 # all cases, about 4 min on 2 CPU cores
+    python bench/train_seeds.py                 # all cases, about 3 min on 2 CPU cores
     python bench/train_seeds.py --quick         # smoke test, a few seconds per case
     python bench/train_seeds.py --cases a,b --ks 1,8 --json /tmp/bench.json
 """
@@ -178,8 +178,17 @@ class Problem:
         return _Loop(engine, self.data, sched, self.loss, classification, BUDGET)
 
 
+VMAP_K1 = False  # set by --vmap-k1
+
+
 def batched_steps(p: Problem, k: int, device: torch.device) -> list[tuple[StepFn, int]]:
-    """One step function doing K seed-steps: the trainer's batched path."""
+    """One step function doing K seed-steps: the trainer's batched path.
+
+    As in `landscape train`, a group of one run trains as a plain module (vmap at K = 1 only
+    adds overhead); `--vmap-k1` measures the stacked engine at K = 1 instead.
+    """
+    if k == 1 and not VMAP_K1:
+        return library_loop_steps(p, k, device)
     template = build_model(p.cfg.model, input_shape=p.ds.input_shape, n_outputs=p.ds.n_outputs)
     engine = StackedEngine(template, _initial_modules(p.cfg, p.ds, list(range(k))), device)
     loop, opt, pool = p.loop(engine), make_optimizer(p.cfg.optim, engine.parameters()), p.pool(k)
@@ -212,7 +221,8 @@ def naive_loop_steps(p: Problem, k: int, device: torch.device) -> list[tuple[Ste
     loss_fn = nn.functional.cross_entropy if p.loss == "cross_entropy" else nn.functional.mse_loss
     for j in range(k):
         model = build_model(p.cfg.model, input_shape=p.ds.input_shape, n_outputs=p.ds.n_outputs)
-        init_parameters(model, p.cfg.model, generator=torch.Generator().manual_seed(p.cfg.train.seed + j))
+        seed = torch.Generator().manual_seed(p.cfg.train.seed + j)  # as the trainer's run j
+        init_parameters(model, p.cfg.model, generator=seed)
         model.to(device).train()
         opt = torch.optim.Adam(model.parameters(), lr=p.cfg.optim.lr)
         mine = [idx[j] for idx in pool]  # (B,)
@@ -228,7 +238,11 @@ def naive_loop_steps(p: Problem, k: int, device: torch.device) -> list[tuple[Ste
     return fns
 
 
-WAYS = {"batched": batched_steps, "library_loop": library_loop_steps, "naive_loop": naive_loop_steps}
+WAYS = {
+    "batched": batched_steps,
+    "library_loop": library_loop_steps,
+    "naive_loop": naive_loop_steps,
+}
 
 
 # --- timing ---------------------------------------------------------------------------------
@@ -250,40 +264,40 @@ def _sweep(fns: list[tuple[StepFn, int]], start: int, n: int, device: torch.devi
     return time.perf_counter() - t0
 
 
-def measure(
-    fns: list[tuple[StepFn, int]], device: torch.device, *, seconds: float, repeats: int
-) -> tuple[float, list[float], int]:
-    """Median seed-steps/s over `repeats` timed sweeps of about `seconds / repeats` each.
-
-    Two untimed warm-up steps per function first (Adam state, allocator, vmap); a third,
-    timed, sizes the sweeps. Returns (median rate, every rate, timed steps per function).
-    """
+def _size(fns: list[tuple[StepFn, int]], device: torch.device, seconds: float) -> int:
+    """Warm up (two untimed steps per function: Adam state, allocator, vmap), then time a
+    third to pick the steps per function that make a sweep last about `seconds`."""
     _sweep(fns, 0, 2, device)
     per_call = _sweep(fns, 2, 1, device) / len(fns)
-    n = max(2, math.ceil(seconds / repeats / (per_call * len(fns))))
-    seed_steps = sum(s for _, s in fns) * n
-    rates = [seed_steps / _sweep(fns, 3 + r * n, n, device) for r in range(repeats)]
-    return statistics.median(rates), rates, n * repeats
+    return max(2, math.ceil(seconds / (per_call * len(fns))))
 
 
 def measure_row(p: Problem, k: int, device: torch.device, args: argparse.Namespace) -> Row:
-    rates, all_rates, steps = {}, {}, {}
-    for way, build in WAYS.items():
-        fns = build(p, k, device)
-        rates[way], all_rates[way], steps[way] = measure(
-            fns, device, seconds=args.seconds, repeats=args.repeats
-        )
-        del fns
-    return Row(k, rates["batched"], rates["library_loop"], rates["naive_loop"], steps, all_rates)
+    """Median seed-steps/s of each way over `args.repeats` sweeps of each.
+
+    The ways take turns within every repeat (batched, library loop, naive loop, batched, ...),
+    so a change in machine load between repeats hits all three alike.
+    """
+    fns = {way: build(p, k, device) for way, build in WAYS.items()}
+    per_sweep = args.seconds / args.repeats
+    n = {way: _size(f, device, per_sweep) for way, f in fns.items()}
+    rates: dict[str, list[float]] = {way: [] for way in fns}
+    for r in range(args.repeats):
+        for way, f in fns.items():
+            seed_steps = sum(s for _, s in f) * n[way]
+            rates[way].append(seed_steps / _sweep(f, 3 + r * n[way], n[way], device))
+    med = {way: statistics.median(v) for way, v in rates.items()}
+    steps = {way: n[way] * args.repeats for way in fns}
+    return Row(k, med["batched"], med["library_loop"], med["naive_loop"], steps, rates)
 
 
 # --- cases, goals, output -------------------------------------------------------------------
 
 
-def load_problem(case: Case, device: torch.device) -> Problem:
+def load_problem(case: Case, device: torch.device, data_dir: Path) -> Problem:
     """The case's config, dataset and training set on `device`; raises DataError if absent."""
     cfg = from_dict(case.config)
-    ds = load_dataset(cfg.data, data_dir=SHARED_DATA, offline=True)
+    ds = load_dataset(cfg.data, data_dir=data_dir, offline=True)
     data = _Tensors.of(ds, build_training_set(ds, "normal"), device)
     return Problem(cfg, ds, data, loss_name(cfg, ds))
 
@@ -339,14 +353,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cases", default="a,b,c,d", help="comma-separated subset of a,b,c,d")
     ap.add_argument("--ks", default=None, help="seeds per stack; default 1,8,32 (+64 on CUDA)")
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    ap.add_argument("--seconds", type=float, default=2.0, help="timed seconds per measurement")
-    ap.add_argument("--repeats", type=int, default=3, help="timed sweeps; the median is reported")
+    ap.add_argument("--seconds", type=float, default=4.0, help="timed seconds per way and K")
+    ap.add_argument("--repeats", type=int, default=5, help="timed sweeps; the median is reported")
     ap.add_argument("--quick", action="store_true", help="smoke test: 0.2 s per measurement")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: torch's default")
+    ap.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="where MNIST is looked for")
+    ap.add_argument("--vmap-k1", action="store_true", help="stacked engine even at K = 1")
     args = ap.parse_args(argv)
     unknown = set(args.cases.split(",")) - set(CASES)
     if unknown:
         ap.error(f"--cases: unknown {sorted(unknown)}; allowed: {', '.join(CASES)}")
+    if args.ks is not None and not all(k.isdigit() and int(k) > 0 for k in args.ks.split(",")):
+        ap.error(f"--ks: expected positive integers separated by commas (1,8,32); got {args.ks}")
     if args.quick:
         args.seconds, args.repeats = 0.2, 1
     return args
@@ -357,10 +376,11 @@ def run_case(
 ) -> list[Row] | str:
     """The case's rows, or why it was skipped."""
     try:
-        p = load_problem(case, device)
+        p = load_problem(case, device, args.data_dir)
     except LandscapeError as e:
         return str(e)
-    print(f"({case.name}) {case.title}; {n_params(p):,} parameters", flush=True)
+    load = os.getloadavg()[0]
+    print(f"({case.name}) {case.title}; {n_params(p):,} parameters; load {load:.2f}", flush=True)
     print_header()
     rows = []
     for k in ks:
@@ -370,13 +390,20 @@ def run_case(
 
 
 def main(argv: list[str] | None = None) -> int:
+    global VMAP_K1
     args = parse_args(argv)
+    VMAP_K1 = args.vmap_k1
     device = resolve_device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     default_ks = "1,8,32,64" if device.type == "cuda" else "1,8,32"
     ks = [int(k) for k in (args.ks or default_ks).split(",")]
     env = environment(device)
     print("train_seeds: " + ", ".join(f"{k} {v}" for k, v in env.items()))
-    print(f"rates are seed-steps/s (K x steps / s), median of {args.repeats} timed sweeps\n")
+    print(f"rates are seed-steps/s (K x steps / s), median of {args.repeats} timed sweeps")
+    if env["load_avg_1min"] > (env["cpus"] or 1):
+        print("warning: other processes are using the CPU; expect noisy rates and ratios")
+    print()
     started = time.perf_counter()
     results: dict[str, list[Row]] = {}
     skipped: dict[str, str] = {}
@@ -402,12 +429,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_json(path: Path, env: dict, results, skipped, verdicts, args) -> None:
+    def row(r: Row) -> dict:
+        return asdict(r) | {"vs_naive": r.vs_naive, "vs_library": r.vs_library}
+
     cases = {
-        name: {
-            "title": CASES[name].title,
-            "config": CASES[name].config,
-            "rows": [asdict(r) | {"vs_naive": r.vs_naive, "vs_library": r.vs_library} for r in rows],
-        }
+        name: {"title": CASES[name].title, "config": CASES[name].config}
+        | {"rows": [row(r) for r in rows]}
         for name, rows in results.items()
     }
     doc = {
