@@ -24,6 +24,7 @@ seed gives the same numbers on any device.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+from threadpoolctl import ThreadpoolController
 
 from landscape.errors import ConfigError, LandscapeError
 
@@ -186,13 +188,22 @@ def _start_vector(size: int, generator: torch.Generator) -> np.ndarray:
     return torch.randn(size, generator=generator, dtype=torch.float64).numpy()
 
 
+@functools.cache
+def _blas() -> ThreadpoolController:
+    """The process's BLAS thread pools, found once (a fresh scan costs about 1 ms)."""
+    return ThreadpoolController()
+
+
 def _lanczos(
     op: _Counted, k: int, which: str, v0: np.ndarray, tol: float, ncv: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """eigsh on `op`: eigenvalues (k,) and eigenvectors (P, k), as ARPACK returns them."""
     linear = LinearOperator((op.size, op.size), matvec=op.numpy, dtype=np.float64)
     try:
-        return eigsh(linear, k=k, which=which, v0=v0, tol=tol, ncv=ncv)
+        # ARPACK's own BLAS work is small (P x ncv); multithreaded, OpenBLAS's threads keep
+        # spinning after each call and take the cores from the next Hessian-vector product.
+        with _blas().limit(limits=1, user_api="blas"):
+            return eigsh(linear, k=k, which=which, v0=v0, tol=tol, ncv=ncv)
     except (_BudgetSpent, ArpackNoConvergence):
         raise CurvatureError(
             f"top_eigenvalues: Lanczos did not reach tol = {tol:g} for k = {k} within "
@@ -234,8 +245,10 @@ def top_eigenvalues(
     generator: a CPU generator for the Lanczos start vector; the same seed, the same result.
     which: "LA" the algebraically largest (the sharpest directions; default), "LM" the largest
         in magnitude (a large negative eigenvalue counts), "SA" the most negative.
-    tol: ARPACK's relative accuracy of each Ritz value (0 means machine precision); float32
-        products limit what is reachable to about 1e-6 of the largest |eigenvalue|.
+    tol: stopping rule, ||H v - lambda v|| <= tol |lambda| for every pair (ARPACK's Ritz
+        estimate; 0: machine precision). Eigenvalues are then accurate to about
+        tol^2 |lambda| / gap: tol 1e-3 already gives ~1e-6 on trained MLPs, with fewer
+        products for k = 1 (bench/HESSIAN.md). float32 products floor residuals near 1e-7.
     max_products: a hard cap on Lanczos products; exceeding it raises `CurvatureError`.
     ncv: Lanczos basis size, k < ncv <= P; None: min(P, max(8, 4k)), which on trained MLPs
         (bench/hessian.py) needs fewer products than eigsh's own max(2k + 1, 20) for k = 1
