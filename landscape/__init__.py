@@ -4,6 +4,7 @@ The public API is exactly what is listed here.
 """
 
 from landscape._version import __version__
+from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze, measure_names
 from landscape.config import (
     DataConfig,
     ExperimentConfig,
@@ -15,26 +16,37 @@ from landscape.config import (
 )
 from landscape.errors import ConfigError, DataError, LandscapeError, StoreError
 from landscape.experiment import planned_runs, train_experiment
+from landscape.flat import FlatModel, Objective
 from landscape.params import Layout
+from landscape.runs import Experiment
+from landscape.summary import summarize
 from landscape.train import Event, RuntimeOptions, TrainSummary
 
 __all__ = [
+    "AnalysisConfig",
+    "AnalyzeOptions",
     "ConfigError",
     "DataConfig",
     "DataError",
     "Event",
+    "Experiment",
     "ExperimentConfig",
+    "FlatModel",
     "LandscapeError",
     "Layout",
     "ModelConfig",
+    "Objective",
     "OptimConfig",
     "RuntimeOptions",
     "StoreError",
     "TrainConfig",
     "TrainSummary",
     "__version__",
+    "analyze",
+    "measure_names",
     "planned_runs",
     "preset_names",
     "resolve_config",
+    "summarize",
     "train_experiment",
 ]
