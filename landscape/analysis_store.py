@@ -161,7 +161,8 @@ def save_part(index_path: Path, measure: str, key: str, part: str, **arrays: np.
     folder = parts_dir(index_path, measure, key)
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / f".{part}.tmp{os.getpid()}.npz"
-    np.savez(tmp, **arrays)
+    # numeric arrays only: allow_pickle=False refuses object arrays on save as on load
+    np.savez(tmp, allow_pickle=False, **arrays)  # type: ignore[arg-type]
     os.replace(tmp, folder / f"{part}.npz")
 
 

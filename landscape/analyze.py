@@ -280,7 +280,7 @@ def selected_runs(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
     runs = all_runs(exp, cfg)
     if cfg.runs == "all":
         return runs
-    first = {}
+    first: dict[str, str] = {}
     for r in runs:
         first.setdefault(exp.run(r).mode, r)
     return list(first.values())

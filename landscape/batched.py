@@ -206,5 +206,6 @@ def evaluate(
 def _stack_norm(tensors: list[torch.Tensor], *, stacked: bool) -> torch.Tensor:
     """(K,) L2 norm over all tensors; a module's tensors have no stack dim (K = 1)."""
     if stacked:
-        return torch.sqrt(sum(t.pow(2).flatten(start_dim=1).sum(dim=1) for t in tensors))
-    return torch.sqrt(sum(t.pow(2).sum() for t in tensors)).reshape(1)
+        squares = torch.stack([t.pow(2).flatten(start_dim=1).sum(dim=1) for t in tensors])
+        return squares.sum(dim=0).sqrt()
+    return torch.stack([t.pow(2).sum() for t in tensors]).sum().sqrt().reshape(1)

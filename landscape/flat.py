@@ -28,10 +28,10 @@ from landscape.params import Layout
 
 def _layouts(template: nn.Module) -> tuple[Layout, Layout]:
     # Cached on the module: measures build many FlatModels around one template.
-    cached = getattr(template, "_landscape_layouts", None)
+    cached = template.__dict__.get("_landscape_layouts")
     if cached is None:
         cached = (Layout.of_parameters(template), Layout.of_buffers(template))
-        template._landscape_layouts = cached
+        template.__dict__["_landscape_layouts"] = cached
     return cached
 
 
@@ -187,7 +187,8 @@ class HessianVectorProduct:
         self.pullbacks = []
         self.gradient = torch.zeros_like(theta)
         for xb, yb, w in objective._data_chunks(objective._rows(1, 6)):
-            g, pullback = vjp(lambda t, xb=xb, yb=yb: grad(objective._chunk_loss)(t, xb, yb), theta)
+            linearized = vjp(lambda t, xb=xb, yb=yb: grad(objective._chunk_loss)(t, xb, yb), theta)
+            g, pullback = linearized[0], linearized[1]
             self.gradient += g * w
             self.pullbacks.append((pullback, w))
         self.calls = 0

@@ -149,7 +149,7 @@ def init_parameters(module: nn.Module, cfg: ModelConfig, *, generator: torch.Gen
                     m.weight,
                     a=0.01 if cfg.activation == "leaky_relu" else 0.0,
                     mode="fan_in",
-                    nonlinearity=cfg.activation,
+                    nonlinearity="leaky_relu" if cfg.activation == "leaky_relu" else "relu",
                     generator=generator,
                 )
             if m.bias is not None:
@@ -165,8 +165,9 @@ def _default_init(module: nn.Module, generator: torch.Generator) -> None:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for m in module.modules():
-            if m is not module and hasattr(m, "reset_parameters"):
-                m.reset_parameters()
+            reset = getattr(m, "reset_parameters", None)
+            if m is not module and callable(reset):
+                reset()
 
 
 def has_batchnorm(module: nn.Module) -> bool:

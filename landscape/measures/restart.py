@@ -108,7 +108,12 @@ def restart(
                 rows.append(_log(train, test, theta, start, init))
     cols = np.array(rows, dtype=np.float64).T
     logged = logs[logs <= step][: cols.shape[1]]
-    return RestartResult(logged, *cols, end=theta.detach().cpu(), diverged_step=bad)
+    train_loss, train_acc, test_loss, test_acc, grad_norm, dist_moved, dist_init = cols
+    return RestartResult(
+        steps=logged, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+        test_acc=test_acc, grad_norm=grad_norm, dist_moved=dist_moved, dist_init=dist_init,
+        end=theta.detach().cpu(), diverged_step=bad,
+    )  # fmt: skip
 
 
 def _log(train: Objective, test: Objective, theta: torch.Tensor, start: torch.Tensor,
