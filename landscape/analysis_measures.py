@@ -37,12 +37,13 @@ from landscape.measures.slices import (
     surface_2d_rows,
 )
 from landscape.runs import Experiment
+from landscape.train import loss_name, loss_units
 
 L2 = "L2 norm in parameter space"
 
 
 def _loss_units(ctx: Context) -> str:
-    return "nats" if ctx.exp.objective("test").loss_name == "cross_entropy" else "squared error"
+    return loss_units(loss_name(ctx.exp.cfg, ctx.exp.dataset))
 
 
 def _points(ctx: Context, run_id: str) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:

@@ -25,6 +25,7 @@ from landscape.train import (
     RuntimeOptions,
     TrainSummary,
     batching_problem,
+    loss_units,
     make_schedule,
     resolve_device,
     train_group,
@@ -48,12 +49,11 @@ def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _merge_plan(path: Path, cfg: ExperimentConfig) -> list[str]:
+def _merge_plan(path: Path, cfg: ExperimentConfig, index: dict | None) -> list[str]:
     """The run ids to keep in the index; refuses a store made with another config."""
     plan = planned_runs(cfg)
-    if not path.exists():
+    if index is None:
         return plan
-    index = store.read_index(path)
     stored = config_from_json(index["config"])
     diffs = _differences(stored.identity(), cfg.identity())
     if diffs:
@@ -85,9 +85,10 @@ def train_experiment(
     path = Path(path)
     options = options or RuntimeOptions()
     device = resolve_device(options.device)
-    plan = _merge_plan(path, cfg)
+    index = store.read_index(path) if path.exists() else None  # read once: plan and fingerprint
+    plan = _merge_plan(path, cfg, index)
     ds = load_dataset(cfg.data, data_dir=options.data_dir, offline=options.offline)
-    _check_fingerprint(path, ds)
+    _check_fingerprint(path, ds, index)
     attrs = _index_attrs(ds)
     store.write_index(path, config_json=cfg.to_json(), planned=plan, attrs=attrs)
     stale = store.remove_stale_temporaries(path)
@@ -166,7 +167,7 @@ def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:
             on_steps=on_steps,
         )
         for rec in records:
-            store.write_run(s.path, rec, loss_units=_loss_units(rec.attrs["loss"]))
+            store.write_run(s.path, rec, loss_units=loss_units(rec.attrs["loss"]))
             s.summary.trained.append(rec.run_id)
             if rec.status == "diverged":
                 s.summary.diverged.append(rec.run_id)
@@ -175,14 +176,10 @@ def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:
             s.on_event(Event("run", rec.run_id, run=store.run_summary(s.path, rec.run_id)))
 
 
-def _loss_units(loss: str) -> str:
-    return "nats" if loss == "cross_entropy" else "squared error"
-
-
-def _check_fingerprint(path: Path, ds: Dataset) -> None:
-    if not path.exists():
+def _check_fingerprint(path: Path, ds: Dataset, index: dict | None) -> None:
+    if index is None:
         return
-    stored = store.read_index(path).get("dataset_fingerprint")
+    stored = index.get("dataset_fingerprint")
     if stored and stored != ds.fingerprint:
         raise StoreError(
             f"store {path}: its runs were trained on dataset {ds.name} with fingerprint "

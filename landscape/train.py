@@ -409,6 +409,11 @@ def batching_problem(cfg: ExperimentConfig, ds: Dataset) -> str | None:
     return None
 
 
+def loss_units(loss: str) -> str:
+    """Units of a loss value: nats for cross-entropy, squared error otherwise."""
+    return "nats" if loss == "cross_entropy" else "squared error"
+
+
 def loss_name(cfg: ExperimentConfig, ds: Dataset) -> str:
     """The loss to use: the configured one, or the task's natural one for `auto`."""
     natural = "cross_entropy" if ds.task == "classification" else "mse"
