@@ -50,9 +50,16 @@ def main() -> None:
 
     \b
     Start here:
-      landscape presets                                  what can be run
-      landscape train --preset quick -o runs/quick.h5    ~1 minute on 2 CPU cores
-      landscape info runs/quick.h5                       what the store holds
+      landscape presets                  what can be run, and what each reproduces
+      landscape run quick                train, analyze and report: ~3 minutes on 2 CPU cores
+      xdg-open reports/quick/report.html the page; figures and summary.json beside it
+
+    \b
+    Or step by step:
+      landscape train --preset quick -o runs/quick.h5
+      landscape analyze runs/quick.h5 -o runs/quick.analysis.h5
+      landscape report runs/quick.analysis.h5 -o reports/quick
+      landscape info runs/quick.h5 [--json]
     """
 
 
@@ -213,11 +220,13 @@ def train(
       landscape train -o runs/q.h5 --mode overfit --runs 8 --lr 3e-4
     """
     from landscape.experiment import planned_runs, train_experiment
+    from landscape.plan import resolve_plan
     from landscape.train import RuntimeOptions
 
-    cfg = cfgmod.resolve_config(
+    plan = resolve_plan(
         preset=preset, config_file=config_file, overrides=_overrides(flags, assignments)
     )
+    cfg = plan.experiment
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         click.echo("runs: " + " ".join(planned_runs(cfg)))
@@ -226,11 +235,18 @@ def train(
         device=device, batched=batched, group_size=group_size, data_dir=data_dir, offline=offline
     )
     progress = _Progress(sys.stderr.isatty())
-    summary = train_experiment(cfg, output, options=options, on_event=progress)
+    summary = train_experiment(
+        cfg, output, options=options, on_event=progress, extra_attrs=plan_attrs(plan)
+    )
     progress.close()
     _report(summary, output)
     if summary.diverged:
         sys.exit(EXIT_FAILURE)
+
+
+def plan_attrs(plan: Any) -> dict[str, str]:
+    """What a train store records of its preset before training: name and claims."""
+    return {"preset": plan.name, "claims": plan.claims_json()}
 
 
 def _report(summary: Any, output: Path) -> None:
@@ -341,6 +357,22 @@ def _run_line(run: dict) -> str:
     show_default=True,
     help="Hutchinson samples for the Hessian trace.",
 )
+@click.option(
+    "--bn",
+    type=click.Choice(["auto", "recalibrate", "stored", "batch"]),
+    default="auto",
+    show_default=True,
+    help="BatchNorm statistics at each point: recalibrate (re-estimated on training inputs at "
+    "the point, the correct choice), stored (the run's own), batch (each batch's); auto "
+    "recalibrates when the model has BatchNorm. Models without it ignore this.",
+)
+@click.option(
+    "--bn-samples",
+    type=click.IntRange(2),
+    default=2048,
+    show_default=True,
+    help="Training inputs used to recalibrate BatchNorm statistics.",
+)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random draw.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option(
@@ -369,6 +401,8 @@ def analyze(
     directions: int,
     top_k: int,
     trace_samples: int,
+    bn: str,
+    bn_samples: int,
     seed: int,
     device: str,
     max_memory: int,
@@ -402,6 +436,8 @@ def analyze(
         directions=directions,
         top_k=top_k,
         trace_samples=trace_samples,
+        bn=bn,
+        bn_samples=bn_samples,
         seed=seed,
     )
     options = AnalyzeOptions(
@@ -456,6 +492,7 @@ def info(store_path: Path, as_json: bool) -> None:
             f"{_fmt(f.get('test_acc')):>8} {_fmt(f.get('test_loss'), '.4g'):>9} "
             f"{_fmt(f.get('corrupt_acc')):>11}"
         )
+
 
 
 if __name__ == "__main__":  # pragma: no cover

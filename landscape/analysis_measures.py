@@ -21,11 +21,13 @@ from landscape.analyze import (
     seed_pairs,
     selected_runs,
 )
-from landscape.flat import HessianVectorProduct
+from landscape.data.synthetic import LINE_X_MAX, ring_coordinates, ring_image
+from landscape.flat import BN_MODES, HessianVectorProduct, Objective
 from landscape.measures.curvature import CurvatureError, hessian_trace, top_eigenvalues
 from landscape.measures.directions import pca_directions, random_direction, random_plane
 from landscape.measures.distance import distance_from_init, pair_distance
 from landscape.measures.gradient import gradient_norms
+from landscape.measures.prediction import line_scores, ring_scores
 from landscape.measures.restart import recipe, restart
 from landscape.measures.sharpness import epsilon_sharpness, perturbation_sharpness
 from landscape.measures.slices import (
@@ -100,7 +102,7 @@ def _gradient(ctx: Context, run_id: str) -> Result:
         values = []
         for i, theta in enumerate(points):
             b = buffers[i] if buffers is not None else None
-            obj = ctx.exp.objective(split, buffers=b, budget_bytes=ctx.budget)
+            obj = _objective(ctx, split, b)
             values.append(gradient_norms(obj, theta.unsqueeze(0)))
         norms[split] = torch.cat(values)
     return Result(
@@ -148,9 +150,17 @@ register(
 SPLITS = ("train", "test")
 
 
-def _objectives(ctx: Context, buffers: torch.Tensor | None) -> dict:
+def _objective(ctx: Context, split: str, buffers: torch.Tensor | None) -> Objective:
+    """The loss on `split` with the BatchNorm statistics `ctx.cfg.bn` says (stored: `buffers`)."""
     b = buffers if buffers is not None and buffers.numel() else None
-    return {s: ctx.exp.objective(s, buffers=b, budget_bytes=ctx.budget) for s in SPLITS}
+    bn = ctx.cfg.bn if ctx.cfg.bn in BN_MODES else "stored"
+    return ctx.exp.objective(
+        split, buffers=b, budget_bytes=ctx.budget, bn=bn, bn_samples=ctx.cfg.bn_samples
+    )
+
+
+def _objectives(ctx: Context, buffers: torch.Tensor | None) -> dict:
+    return {s: _objective(ctx, s, buffers) for s in SPLITS}
 
 
 def interpolation_keys(exp, cfg) -> list[str]:
@@ -477,7 +487,7 @@ def _curvature_trajectory(ctx: Context, run_id: str) -> Result:
     values = torch.full((len(points), k), float("nan"), dtype=torch.float64)
     for i, theta in enumerate(points):
         b = buffers[i] if buffers is not None else None
-        obj = ctx.exp.objective("train", buffers=b, budget_bytes=ctx.budget)
+        obj = _objective(ctx, "train", b)
         try:
             # a curve needs ~4 digits, not the 1e-6 of the final point's spectrum
             r = top_eigenvalues(
@@ -608,5 +618,80 @@ register(
         "expected loss increase under random filter-normalized perturbations of given radii",
         all_runs,
         _perturbation,
+    )
+)
+
+
+def prediction_keys(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
+    """Every run, for the datasets whose input range can be drawn (ring, line)."""
+    return all_runs(exp, cfg) if exp.cfg.data.name in ("ring", "line") else []
+
+
+def _outputs(ctx: Context, points: torch.Tensor, buffers: torch.Tensor | None, x: np.ndarray):
+    """Network outputs (n_points, n_inputs) at each point, one point at a time."""
+    inputs = torch.as_tensor(x).to(ctx.exp.device)
+    out = []
+    with torch.no_grad():
+        for i, theta in enumerate(points):
+            model = ctx.exp.model(None if buffers is None else buffers[i])
+            out.append(model.forward(theta.to(ctx.exp.device), inputs)[:, 0].cpu())
+    return torch.stack(out).double().numpy()
+
+
+def _prediction(ctx: Context, run_id: str) -> Result:
+    steps, points, buffers = _points(ctx, run_id)
+    ds, dims = ctx.exp.dataset, ("step",)
+    arrays = {"step": as_array(steps, "optimizer steps taken", "steps", dims)}
+    attrs: dict = {"run": run_id, "dataset": ds.name, "train_size": len(ds.x_train)}
+    if ds.name == "ring":
+        g = ctx.cfg.prediction_resolution
+        images = _outputs(ctx, points, buffers, ring_coordinates(g)).reshape(-1, g, g)
+        target = ring_image(g)
+        scores = ring_scores(images, target)
+        axis = np.arange(g) / g
+        arrays |= {
+            "x": as_array(axis, "input x = column / resolution", "1", ("x",)),
+            "y": as_array(axis, "input y = row / resolution (downwards)", "1", ("y",)),
+            "output": as_array(images, "predicted gray level (0 black, 1 white)", "1"),
+            "target": as_array(target, "the true ring image", "1"),
+        }
+        long = {
+            "iou": "IoU of predicted black (< 0.5) with the ring",
+            "image_mse": "mean squared error over the whole image",
+            "components": "connected components of the predicted black region",
+            "black_fraction": "fraction of pixels predicted black",
+        }
+        for name, values in scores.items():
+            arrays[name] = as_array(values, long[name], "1", dims)
+        attrs["black_train_points"] = int((ds.y_train[:, 0] < 0.5).sum())
+        attrs["headline"] = f"IoU {scores['iou'][-1]:.3f}, {scores['components'][-1]} blobs"
+    else:
+        grid = np.linspace(0.0, LINE_X_MAX, 201, dtype=np.float32)
+        curves = _outputs(ctx, points, buffers, grid[:, None])
+        s = line_scores(curves, grid, ds.x_train[:, 0], ds.y_train[:, 0])
+        arrays |= {
+            "x": as_array(grid, "input x", "1", ("x",)),
+            "output": as_array(curves, "network output y(x) at each checkpoint", "1"),
+            "ols": as_array(s["ols"], "ordinary least squares line on the training data", "1"),
+            "train_x": as_array(ds.x_train[:, 0], "training inputs", "1"),
+            "train_y": as_array(ds.y_train[:, 0], "training targets", "1"),
+            "max_abs_vs_ols": as_array(s["max_abs_vs_ols"], "max over x of |NN - OLS|", "1", dims),
+            "mean_abs_vs_ols": as_array(
+                s["mean_abs_vs_ols"], "mean over x of |NN - OLS|", "1", dims
+            ),
+        }
+        attrs["ols_train_mse"] = float(s["ols_train_mse"])
+        attrs["ols_intercept"], attrs["ols_slope"] = map(float, s["ols_coefficients"])
+        attrs["headline"] = f"max |NN - OLS| {s['max_abs_vs_ols'][-1]:.3f}"
+    return Result(arrays, attrs)
+
+
+register(
+    Measure(
+        "prediction",
+        "the network's output over the whole input range (ring image, line curve) at every "
+        "checkpoint, with IoU/components (ring) or the gap to least squares (line)",
+        prediction_keys,
+        _prediction,
     )
 )

@@ -51,10 +51,18 @@ class AnalysisConfig:
     trajectory_k: int = 1  # top eigenvalues at every checkpoint (curvature over training)
     epsilon: float = 1e-3  # Keskar et al.'s box size: |delta_i| <= epsilon * (|theta_i| + 1)
     radii: tuple[float, ...] = (0.1, 0.25, 0.5)  # perturbation sharpness: filter-normalized radii
+    # BatchNorm statistics at each evaluated point: auto (recalibrate when the model has
+    # BatchNorm) | recalibrate (re-estimated at the point) | stored (the run's) | batch (each
+    # batch's own); models without BatchNorm record "none"
+    bn: str = "auto"
+    bn_samples: int = 2048  # recalibrate: training inputs (evenly spaced) to estimate them on
+    prediction_resolution: int = 128  # ring: the predicted image is drawn at this many pixels
 
     def parameters(self, measure: str) -> dict:
         """The settings a measure's result depends on (stored with it)."""
         keys = MEASURE_PARAMETERS.get(measure, ())
+        if measure not in ("distance", "pair_distance"):  # every measure that evaluates the net
+            keys = (*keys, "bn") + (("bn_samples",) if self.bn == "recalibrate" else ())
         d = dataclasses.asdict(self)
         return {k: d[k] for k in keys} | {"seed": self.seed}
 
@@ -73,6 +81,7 @@ MEASURE_PARAMETERS: dict[str, tuple[str, ...]] = {
     "curvature_trajectory": ("trajectory_k", "runs"),
     "epsilon_sharpness": ("epsilon",),
     "perturbation": ("radii", "directions", "ignore"),
+    "prediction": ("prediction_resolution",),
 }
 
 
@@ -160,8 +169,26 @@ def _check(cfg: AnalysisConfig) -> None:
         raise ConfigError(f"--runs {cfg.runs!r}: allowed: first, all")
     if cfg.ignore not in ("biasbn", "none"):
         raise ConfigError(f"--ignore {cfg.ignore!r}: allowed: biasbn, none")
+    if cfg.bn not in BN_CHOICES:
+        raise ConfigError(f"--bn {cfg.bn!r}: allowed: {', '.join(BN_CHOICES)}")
+    if cfg.bn_samples < 2:
+        raise ConfigError(f"--bn-samples {cfg.bn_samples}: expected at least 2 training inputs")
     if cfg.span <= 0 or cfg.top_k < 1 or cfg.trace_samples < 2 or cfg.directions < 1:
         raise ConfigError("span must be > 0, top_k >= 1, trace_samples >= 2, directions >= 1")
+
+
+BN_CHOICES = ("auto", "recalibrate", "stored", "batch", "none")
+
+
+def resolve_bn(cfg: AnalysisConfig, exp: Experiment) -> AnalysisConfig:
+    """The BatchNorm mode actually used: 'none' without BatchNorm, 'recalibrate' for auto."""
+    if not exp.has_batchnorm:
+        bn = "none"
+    elif cfg.bn in ("auto", "none"):
+        bn = "recalibrate"
+    else:
+        bn = cfg.bn
+    return dataclasses.replace(cfg, bn=bn)
 
 
 def _up_to_date(out: Path, measure: str, key: str, params: dict) -> bool:
@@ -192,6 +219,7 @@ def analyze(
     exp = Experiment(
         Path(train_path), data_dir=options.data_dir, offline=options.offline, device=device
     )
+    cfg = resolve_bn(cfg, exp)
     out = Path(out)
     attrs = {
         "train_store": str(Path(train_path).resolve()),
@@ -254,6 +282,7 @@ def _compute(
     )
     started = time.perf_counter()
     result = REGISTRY[measure].compute(ctx, key)
+    _flag(exp, key, result)
     result.attrs.update(
         {
             "parameters": json.dumps(cfg.parameters(measure)),
@@ -272,7 +301,30 @@ def _compute(
 
 
 def all_runs(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
-    return [r for r in exp.run_ids if exp.run(r).complete]
+    """Every stored run, diverged ones included: their results are flagged, never dropped."""
+    return list(exp.run_ids)
+
+
+def runs_of_key(exp: Experiment, key: str) -> list[str]:
+    """The runs a result key involves: a run id in it, or both runs of seed k ('pair-k', '.k')."""
+    tokens = key.split(".")
+    named = [r for r in exp.run_ids if r in tokens]
+    if named:
+        return named
+    k = key.replace("-", ".").rsplit(".", 1)[-1]
+    return [r for r in exp.run_ids if r.endswith(f"-{k}")]
+
+
+def _flag(exp: Experiment, key: str, result: Result) -> None:
+    """Mark a result that involves a diverged run, or holds a non-finite value (never hidden)."""
+    diverged = [r for r in runs_of_key(exp, key) if exp.run(r).status == "diverged"]
+    result.attrs["diverged_runs"] = json.dumps(diverged)
+    result.attrs["diverged"] = bool(diverged)
+    result.attrs["finite"] = all(
+        bool(np.isfinite(a.values).all())
+        for a in result.arrays.values()
+        if np.issubdtype(np.asarray(a.values).dtype, np.floating)
+    )
 
 
 def selected_runs(exp: Experiment, cfg: AnalysisConfig) -> list[str]:

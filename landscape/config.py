@@ -250,9 +250,13 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Preset sections that are not part of the experiment (see landscape.plan): read there.
+PLAN_SECTIONS = {"description", "analyze", "claims"}
+
+
 def from_dict(d: dict[str, Any]) -> ExperimentConfig:
     """Build and validate an `ExperimentConfig` from a nested dict (unknown keys raise)."""
-    unknown = set(d) - set(SECTIONS) - {"description"}
+    unknown = set(d) - set(SECTIONS) - PLAN_SECTIONS
     if unknown:
         raise ConfigError(
             f"unknown config section(s) {sorted(unknown)}; known sections: " + ", ".join(SECTIONS)

@@ -80,8 +80,13 @@ def train_experiment(
     *,
     options: RuntimeOptions | None = None,
     on_event: Callable[[Event], None] = lambda e: None,
+    extra_attrs: dict[str, str] | None = None,
 ) -> TrainSummary:
-    """Train every planned run of `cfg` that `path` does not hold yet; return what happened."""
+    """Train every planned run of `cfg` that `path` does not hold yet; return what happened.
+
+    `extra_attrs` go into the index's attributes before any run trains (a preset's name and
+    claims, so their thresholds are on record before the result).
+    """
     path = Path(path)
     options = options or RuntimeOptions()
     device = resolve_device(options.device)
@@ -89,7 +94,8 @@ def train_experiment(
     plan = _merge_plan(path, cfg, index)
     ds = load_dataset(cfg.data, data_dir=options.data_dir, offline=options.offline)
     _check_fingerprint(path, ds, index)
-    attrs = _index_attrs(ds)
+    kept = {k: index[k] for k in ("preset", "claims") if index and k in index}  # on resume
+    attrs = _index_attrs(ds) | kept | (extra_attrs or {})
     store.write_index(path, config_json=cfg.to_json(), planned=plan, attrs=attrs)
     stale = store.remove_stale_temporaries(path)
     if stale:

@@ -16,11 +16,12 @@ tensor([[3.5000]])
 from __future__ import annotations
 
 from collections.abc import Iterator
+from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
 
 from landscape.batched import accuracy, activation_numel, loss_function
 from landscape.params import Layout
@@ -43,17 +44,61 @@ def _activation_numel(template: nn.Module, x: torch.Tensor) -> int:
     return cache[key]
 
 
-class FlatModel:
-    """`template` evaluated at flat parameter vectors (P,), BatchNorm with fixed statistics.
+BN_MODES = ("stored", "recalibrate", "batch")
 
-    `buffers` (P_b,) are the running statistics used in eval mode (e.g. a run's stored final
-    buffers); None keeps the template's own.
+
+def _norm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _derived(template: nn.Module, kind: str) -> nn.Module:
+    """A private copy of `template` with BatchNorm in train mode, cached on the template.
+
+    'batch': no running statistics at all (normalizes with each batch's own statistics);
+    'calibrate': running statistics updated in place, so they can be re-estimated at a point.
+    """
+    cache = template.__dict__.setdefault("_landscape_derived", {})
+    if kind not in cache:
+        copy = deepcopy(template)
+        if kind == "batch":
+            replace_all_batch_norm_modules_(copy)
+        cache[kind] = copy.train()
+    return cache[kind]
+
+
+class FlatModel:
+    """`template` evaluated at flat parameter vectors (P,), with a choice of BatchNorm statistics.
+
+    `bn` says which statistics BatchNorm layers normalize with at a point theta:
+    - 'stored': the fixed running statistics `buffers` (P_b,) (e.g. a run's stored final
+      buffers; None keeps the template's own);
+    - 'recalibrate': re-estimated at theta from `calibration` inputs (N, ...), as
+      mode-connectivity work does: the cumulative average of per-batch means and variances over
+      fixed batches of `bn_batch` inputs; see `recalibrate`;
+    - 'batch': each evaluation batch's own statistics (batches of exactly `bn_batch` examples,
+      so results do not depend on memory chunking).
+    Models without BatchNorm ignore `bn`.
     """
 
-    def __init__(self, template: nn.Module, buffers: torch.Tensor | None = None):
+    def __init__(
+        self,
+        template: nn.Module,
+        buffers: torch.Tensor | None = None,
+        *,
+        bn: str = "stored",
+        calibration: torch.Tensor | None = None,
+        bn_batch: int = 256,
+    ):
+        if bn not in BN_MODES:
+            raise ValueError(f"bn {bn!r}: expected one of {', '.join(BN_MODES)}")
         self.template = template.eval()
         self.layout = _layouts(template)[0]
         self.buffer_layout = _layouts(template)[1]
+        self.has_bn = bool(_norm_layers(template))
+        self.bn = bn if self.has_bn else "stored"
+        if self.bn == "recalibrate" and (calibration is None or len(calibration) < 2):
+            raise ValueError("bn='recalibrate' needs calibration inputs (at least 2 examples)")
+        self.calibration, self.bn_batch = calibration, max(2, bn_batch)
         own = (
             self.buffer_layout.flatten(dict(template.named_buffers()))
             if self.buffer_layout.entries
@@ -62,25 +107,89 @@ class FlatModel:
         self.buffers = own if buffers is None else buffers
         for p in template.parameters():
             p.requires_grad_(False)
+        if self.has_bn:  # built here, not lazily: a copy cannot be made inside a transform
+            _derived(template, "batch")
+            _derived(template, "calibrate")
 
     @property
     def size(self) -> int:
         """Number of parameters P."""
         return self.layout.size
 
-    def _buffers(self, device: torch.device) -> dict[str, torch.Tensor]:
-        if self.buffers is None:
-            return {}
-        return self.buffer_layout.unflatten(self.buffers.to(device))
+    def _buffers(self, device: torch.device, buffers: torch.Tensor | None) -> dict:
+        b = self.buffers if buffers is None else buffers
+        return {} if b is None else self.buffer_layout.unflatten(b.to(device))
 
-    def forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """theta (P,), x (B, *input_shape) -> outputs (B, n_outputs)."""
+    def forward(
+        self, theta: torch.Tensor, x: torch.Tensor, buffers: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """theta (P,), x (B, *input_shape) -> outputs (B, n_outputs).
+
+        `buffers` (P_b,) overrides the model's statistics (e.g. recalibrated at theta).
+        """
         params = self.layout.unflatten(theta)
-        return functional_call(self.template, (params, self._buffers(x.device)), (x,))
+        if self.bn == "batch":
+            return functional_call(_derived(self.template, "batch"), params, (x,))
+        return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
 
-    def forward_stack(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """thetas (K, P), x (B, ...) shared by all K -> (K, B, n_outputs)."""
-        return vmap(self.forward, in_dims=(0, None))(thetas, x)
+    def forward_stack(
+        self, thetas: torch.Tensor, x: torch.Tensor, buffers: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """thetas (K, P), x (B, ...) shared by all K -> (K, B, n_outputs).
+
+        `buffers` (K, P_b): per-point statistics (from `point_buffers`); None: the model's.
+        """
+        if buffers is None:
+            return vmap(self.forward, in_dims=(0, None))(thetas, x)
+        return vmap(self.forward, in_dims=(0, None, 0))(thetas, x, buffers)
+
+    def train_forward(self, theta: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The forward pass of a training step: BatchNorm on the batch's own statistics."""
+        if not self.has_bn:
+            return self.forward(theta, x)
+        params = self.layout.unflatten(theta)
+        return functional_call(_derived(self.template, "batch"), params, (x,))
+
+    def point_buffers(self, thetas: torch.Tensor) -> torch.Tensor | None:
+        """Per-point statistics (K, P_b) for `bn='recalibrate'`; None for the other modes."""
+        if self.bn != "recalibrate":
+            return None
+        assert self.calibration is not None  # checked in __init__
+        return recalibrate(self, thetas, self.calibration, batch_size=self.bn_batch)
+
+def recalibrate(
+    model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, *, batch_size: int = 256
+) -> torch.Tensor:
+    """BatchNorm statistics re-estimated at each of thetas (K, P): (K, P_b), float32.
+
+    Each layer's running mean and (unbiased) variance become the average, over the batches of
+    `x` taken in order (`batch_size` each; a last batch of fewer than 2 is dropped), of that
+    batch's mean and variance of the layer's input at theta: PyTorch's cumulative average
+    (momentum=None), done by setting momentum = 1/i at batch i because vmap cannot branch on
+    the batch counter. The result depends only on x and theta, never on earlier statistics.
+    """
+    calib = _derived(model.template, "calibrate")
+    layers = _norm_layers(calib)
+    k, device = len(thetas), thetas.device
+    stats = {
+        n: (torch.ones_like(b) if n.endswith("running_var") else torch.zeros_like(b))
+        .to(device)
+        .expand(k, *b.shape)
+        .clone()
+        for n, b in calib.named_buffers()
+    }
+
+    def one(params: dict, buffers: dict, xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(calib, (params, buffers), (xb,))
+
+    params = model.layout.unflatten(thetas)
+    starts = [s for s in range(0, len(x), batch_size) if len(x) - s >= 2]
+    with torch.no_grad():
+        for i, start in enumerate(starts, 1):
+            for layer in layers:
+                layer.momentum = 1.0 / i
+            vmap(one, in_dims=(0, 0, None))(params, stats, x[start : start + batch_size].to(device))
+    return model.buffer_layout.flatten(stats, batch_dims=1).float()
 
 
 @dataclass(frozen=True)
@@ -118,6 +227,8 @@ class Objective:
         return self.x.shape[0]
 
     def _rows(self, k: int, factor: int) -> int:
+        if self.model.bn == "batch":  # each batch's statistics: fixed batches, whatever the budget
+            return self.model.bn_batch
         return max(1, self.budget // (k * self.act * 4 * factor))
 
     def _data_chunks(self, rows: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
@@ -142,8 +253,9 @@ class Objective:
         k = len(thetas)
         loss = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
         acc = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
+        buffers = self.model.point_buffers(thetas)
         for xb, yb, w in self._data_chunks(self._rows(k, 1)):
-            out = self.model.forward_stack(thetas, xb)
+            out = self.model.forward_stack(thetas, xb, buffers)
             yk = yb.unsqueeze(0).expand(k, *yb.shape)
             loss += self._loss(out, yk) * w
             if self.classification:
@@ -152,9 +264,25 @@ class Objective:
             acc.fill_(float("nan"))
         return loss, acc
 
-    def _chunk_loss(self, theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        out = self.model.forward(theta, xb).unsqueeze(0)
+    def _chunk_loss(
+        self,
+        theta: torch.Tensor,
+        xb: torch.Tensor,
+        yb: torch.Tensor,
+        buffers: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        out = self.model.forward(theta, xb, buffers).unsqueeze(0)
         return self._loss(out, yb.unsqueeze(0))[0]
+
+    def step_loss(self, theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """The loss of one training step on (xb, yb): BatchNorm on the batch's statistics."""
+        out = self.model.train_forward(theta, xb).unsqueeze(0)
+        return self._loss(out, yb.unsqueeze(0))[0]
+
+    def _point_buffers(self, theta: torch.Tensor) -> torch.Tensor | None:
+        """Statistics at theta (P_b,) under bn='recalibrate' (held fixed for derivatives)."""
+        b = self.model.point_buffers(theta.detach().unsqueeze(0))
+        return None if b is None else b[0]
 
     def value(self, theta: torch.Tensor) -> torch.Tensor:
         """L(theta), a scalar (no graph kept)."""
@@ -164,8 +292,9 @@ class Objective:
         """dL/dtheta (P,), full batch, accumulated over data chunks."""
         theta = theta.to(self.x.device)
         g = torch.zeros_like(theta)
+        buffers = self._point_buffers(theta)
         for xb, yb, w in self._data_chunks(self._rows(1, 3)):
-            g += grad(self._chunk_loss)(theta, xb, yb) * w
+            g += grad(self._chunk_loss)(theta, xb, yb, buffers) * w
         return g
 
     def hvp_operator(self, theta: torch.Tensor) -> HessianVectorProduct:
@@ -188,9 +317,10 @@ class HessianVectorProduct:
         self.theta = theta.detach().clone().requires_grad_()
         self.grads: list[tuple[torch.Tensor, float]] = []
         self.gradient = torch.zeros_like(theta)
+        buffers = objective._point_buffers(self.theta)
         for xb, yb, w in objective._data_chunks(objective._rows(1, 6)):
             with torch.enable_grad():
-                loss = objective._chunk_loss(self.theta, xb, yb)
+                loss = objective._chunk_loss(self.theta, xb, yb, buffers)
                 (g,) = torch.autograd.grad(loss, self.theta, create_graph=True)
             self.gradient += g.detach() * w
             self.grads.append((g, w))

@@ -121,9 +121,28 @@ class Experiment:
         _ = self.layout  # check compatibility once
         return self.template().to(self.device)
 
-    def model(self, buffers: torch.Tensor | None = None) -> FlatModel:
-        """The architecture as f(theta, x); BatchNorm uses `buffers` (a run's statistics)."""
-        return FlatModel(self._template, buffers=_to(buffers, self.device))
+    def model(
+        self, buffers: torch.Tensor | None = None, *, bn: str = "stored", bn_samples: int = 2048
+    ) -> FlatModel:
+        """The architecture as f(theta, x); BatchNorm statistics chosen by `bn` (see FlatModel):
+        'stored' uses `buffers` (a run's statistics), 'recalibrate' re-estimates them at each
+        point on `bn_samples` training inputs spread evenly over the training set."""
+        return FlatModel(
+            self._template,
+            buffers=_to(buffers, self.device),
+            bn=bn,
+            calibration=self.calibration_inputs(bn_samples) if bn == "recalibrate" else None,
+        )
+
+    def calibration_inputs(self, n: int) -> torch.Tensor:
+        """`n` training inputs at evenly spaced indices (deterministic, covers every class)."""
+        x = self._tensors["train"][0]
+        idx = torch.linspace(0, len(x) - 1, min(n, len(x))).round().long().unique()
+        return x[idx.to(x.device)]
+
+    @property
+    def has_batchnorm(self) -> bool:
+        return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self._template.modules())
 
     @cached_property
     def _tensors(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
@@ -135,14 +154,20 @@ class Experiment:
         return {"train": (t(ds.x_train), t(ds.y_train)), "test": (t(ds.x_test), t(ds.y_test))}
 
     def objective(
-        self, split: str, *, buffers: torch.Tensor | None = None, budget_bytes: int = 256 * 2**20
+        self,
+        split: str,
+        *,
+        buffers: torch.Tensor | None = None,
+        budget_bytes: int = 256 * 2**20,
+        bn: str = "stored",
+        bn_samples: int = 2048,
     ) -> Objective:
         """Mean loss on the clean training set (`train`) or the test set (`test`)."""
         if split not in self._tensors:
             raise ValueError(f"split {split!r}: expected train or test")
         x, y = self._tensors[split]
         return Objective(
-            self.model(buffers),
+            self.model(buffers, bn=bn, bn_samples=bn_samples),
             x,
             y,
             loss=loss_name(self.cfg, self.dataset),

@@ -14,21 +14,32 @@ import numpy as np
 
 from landscape import analysis_store as astore
 
-# quantity -> (measure, how to get one scalar from a result); keys are run ids or pair keys
-SCALARS: dict[str, tuple[str, Callable[[dict], float]]] = {
-    "distance_l2": ("distance", lambda r: r["l2"][-1]),
-    "distance_frobenius_sum": ("distance", lambda r: r["frobenius_sum"][-1]),
-    "weight_norm_sum": ("distance", lambda r: r["weight_norm_sum"][-1]),
-    "train_grad_norm": ("gradient", lambda r: r["train_grad_norm"][-1]),
-    "test_grad_norm": ("gradient", lambda r: r["test_grad_norm"][-1]),
-    "hessian_top": ("hessian", lambda r: r["eigenvalues"][0]),
-    "hessian_trace": ("trace", lambda r: float(r["trace"])),
-    "init_final_barrier": ("interpolation", lambda r: r["attrs"]["barrier_train_loss"]),
-    "normal_overfit_distance": ("pair_distance", lambda r: float(r["l2"])),
-    "epsilon_sharpness": ("epsilon_sharpness", lambda r: float(r["sharpness"])),
-    "perturbation_increase": ("perturbation", lambda r: r["increase_mean"][-1]),
-    "restart_test_acc": ("restart", lambda r: r["test_acc"][-1]),
-    "restart_distance_moved": ("restart", lambda r: r["dist_moved"][-1]),
+
+def _barrier(r: dict) -> float:
+    return float(r["attrs"]["barrier_train_loss"])
+
+
+def _every(key: str) -> bool:
+    return True
+
+
+# quantity -> (measure, one scalar from a result, which result keys); keys are run ids, pair
+# keys or interpolation/restart keys
+SCALARS: dict[str, tuple[str, Callable[[dict], float], Callable[[str], bool]]] = {
+    "distance_l2": ("distance", lambda r: r["l2"][-1], _every),
+    "distance_frobenius_sum": ("distance", lambda r: r["frobenius_sum"][-1], _every),
+    "weight_norm_sum": ("distance", lambda r: r["weight_norm_sum"][-1], _every),
+    "train_grad_norm": ("gradient", lambda r: r["train_grad_norm"][-1], _every),
+    "test_grad_norm": ("gradient", lambda r: r["test_grad_norm"][-1], _every),
+    "hessian_top": ("hessian", lambda r: r["eigenvalues"][0], _every),
+    "hessian_trace": ("trace", lambda r: float(r["trace"]), _every),
+    "init_final_barrier": ("interpolation", _barrier, lambda k: k.startswith("init-final")),
+    "normal_overfit_barrier": ("interpolation", _barrier, lambda k: k.startswith("normal-")),
+    "normal_overfit_distance": ("pair_distance", lambda r: float(r["l2"]), _every),
+    "epsilon_sharpness": ("epsilon_sharpness", lambda r: float(r["sharpness"]), _every),
+    "perturbation_increase": ("perturbation", lambda r: r["increase_mean"][-1], _every),
+    "restart_test_acc": ("restart", lambda r: r["test_acc"][-1], _every),
+    "restart_distance_moved": ("restart", lambda r: r["dist_moved"][-1], _every),
 }
 
 
@@ -55,22 +66,30 @@ def _group(measure: str, key: str, attrs: dict) -> str:
 
 
 def summarize(out: Path) -> dict[str, Any]:
-    """{quantity: {group: describe(...)}} over every result in the analysis store."""
+    """{quantity: {group: describe(...) + {"diverged": count}}} over the analysis store.
+
+    A result that involves a diverged run is counted under "diverged" and left out of the
+    statistics (its point is the last finite checkpoint, not a trained end point).
+    """
     values: dict[str, dict[str, list[float]]] = {}
+    diverged: dict[str, dict[str, int]] = {}
     for measure, key in astore.completed(out):
-        quantities = [q for q, (m, _) in SCALARS.items() if m == measure]
+        quantities = [q for q, (m, _, when) in SCALARS.items() if m == measure and when(key)]
         if not quantities:
             continue
         result = astore.read_result(out, measure, key)
-        if measure == "interpolation" and not key.startswith("init-final"):
-            quantities = []  # normal <-> overfit barriers are kept per pair below
-            values.setdefault("normal_overfit_barrier", {}).setdefault("pairs", []).append(
-                float(result["attrs"]["barrier_train_loss"])
-            )
+        group = _group(measure, key, result["attrs"])
         for q in quantities:
-            group = _group(measure, key, result["attrs"])
-            values.setdefault(q, {}).setdefault(group, []).append(float(SCALARS[q][1](result)))
-    summary = {q: {g: describe(v) for g, v in groups.items()} for q, groups in values.items()}
+            values.setdefault(q, {}).setdefault(group, [])
+            count = diverged.setdefault(q, {}).setdefault(group, 0)
+            if result["attrs"].get("diverged", False):
+                diverged[q][group] = count + 1
+            else:
+                values[q][group].append(float(SCALARS[q][1](result)))
+    summary: dict[str, Any] = {
+        q: {g: describe(v) | {"diverged": diverged[q][g]} for g, v in groups.items()}
+        for q, groups in values.items()
+    }
     _add_ratios(summary)
     return summary
 

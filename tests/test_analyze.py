@@ -186,3 +186,28 @@ def test_summary_aggregates_over_seeds(analysis):
         "max": 3.0,
         "n": 2,
     }
+
+
+def test_diverged_runs_are_measured_flagged_and_counted_not_averaged(tmp_path):
+    from landscape.config import resolve_config
+
+    cfg = resolve_config(
+        preset="quick",
+        overrides={
+            "data": {"name": "line"},
+            "model": {"widths": [16]},
+            "optim": {"name": "sgd", "lr": 10.0, "batch_size": 32},
+            "train": {"mode": "normal", "runs": 2, "epochs": 20, "checkpoints": 4},
+        },
+    )
+    path = tmp_path / "d.h5"
+    train_experiment(cfg, path)
+    out = tmp_path / "d.analysis.h5"
+    analyze(path, out, AnalysisConfig(measures=("distance", "gradient", "hessian"), top_k=1))
+    for key in ("normal-000", "normal-001"):
+        for measure in ("distance", "gradient", "hessian"):
+            attrs = read_result(out, measure, key)["attrs"]
+            assert attrs["diverged"] and attrs["diverged_runs"] == f'["{key}"]'
+    summary = analysis_info(out)["summary"]
+    assert summary["distance_l2"]["normal"]["n"] == 0
+    assert summary["distance_l2"]["normal"]["diverged"] == 2

@@ -96,7 +96,7 @@ def restart(
             if step >= total:
                 break
             idx = perm[b : b + batch]
-            loss = train._chunk_loss(theta, train.x[idx], train.y[idx])
+            loss = train.step_loss(theta, train.x[idx], train.y[idx])
             if not torch.isfinite(loss):
                 bad = step
                 break
