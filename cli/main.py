@@ -70,6 +70,19 @@ def presets() -> None:
         click.echo(f"{name:<20} {text}")
 
 
+def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--data-dir and --offline, shared by every command that loads a dataset."""
+    fn = click.option(
+        "--offline", is_flag=True, help="Never download; fail if a dataset is absent."
+    )(fn)
+    return click.option(
+        "--data-dir",
+        type=click.Path(path_type=Path),
+        envvar="LANDSCAPE_DATA",
+        help="Where datasets are found or downloaded [env LANDSCAPE_DATA; default ./data].",
+    )(fn)
+
+
 def _choice(key: str) -> click.Choice:
     return click.Choice(cfgmod.CHOICES[key])
 
@@ -186,13 +199,7 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     help="Most runs trained together (0: all of a mode). Smaller groups lose less "
     "to a crash and use less memory.",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="LANDSCAPE_DATA",
-    help="Where datasets are found or downloaded [env LANDSCAPE_DATA; default ./data].",
-)
-@click.option("--offline", is_flag=True, help="Never download; fail if a dataset is absent.")
+@data_options
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and planned runs only.")
 @handle_errors
 def train(
@@ -216,7 +223,7 @@ def train(
     \b
     Examples:
       landscape train -o runs/quick.h5                       the quick preset
-      landscape train -p mnist-mlp-small --data-dir ../shared/data -o runs/mnist.h5
+      landscape train -p merkulov-mnist-mlp --data-dir ../shared/data -o runs/mnist.h5
       landscape train -o runs/q.h5 --mode overfit --runs 8 --lr 3e-4
     """
     from landscape.experiment import planned_runs, train_experiment
@@ -382,13 +389,7 @@ def _run_line(run: dict) -> str:
     help="MiB of activations the evaluator holds at once [default: half the free GPU memory, "
     "or a tenth of RAM up to 2 GiB on a CPU].",
 )
-@click.option(
-    "--data-dir",
-    type=click.Path(path_type=Path),
-    envvar="LANDSCAPE_DATA",
-    help="Where the datasets are [env LANDSCAPE_DATA; default ./data].",
-)
-@click.option("--offline", is_flag=True, help="Never download.")
+@data_options
 @handle_errors
 def analyze(
     train_store: Path,
@@ -494,6 +495,7 @@ def info(store_path: Path, as_json: bool) -> None:
         )
 
 
+from cli import pipeline  # noqa: E402, F401  (registers `report` and `run` on `main`)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -3,6 +3,8 @@
 The public API is exactly what is listed here.
 """
 
+from typing import Any
+
 from landscape._version import __version__
 from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze, measure_names
 from landscape.config import (
@@ -18,9 +20,20 @@ from landscape.errors import ConfigError, DataError, LandscapeError, StoreError
 from landscape.experiment import planned_runs, train_experiment
 from landscape.flat import FlatModel, Objective
 from landscape.params import Layout
+from landscape.plan import Plan, resolve_plan
 from landscape.runs import Experiment
 from landscape.summary import summarize
 from landscape.train import Event, RuntimeOptions, TrainSummary
+
+
+def __getattr__(name: str) -> Any:
+    # The report (matplotlib) loads on first use: `import landscape` stays light for the CLI.
+    if name == "build_report":
+        from landscape.report import build_report
+
+        return build_report
+    raise AttributeError(f"module 'landscape' has no attribute {name!r}")
+
 
 __all__ = [
     "AnalysisConfig",
@@ -37,16 +50,19 @@ __all__ = [
     "ModelConfig",
     "Objective",
     "OptimConfig",
+    "Plan",
     "RuntimeOptions",
     "StoreError",
     "TrainConfig",
     "TrainSummary",
     "__version__",
     "analyze",
+    "build_report",
     "measure_names",
     "planned_runs",
     "preset_names",
     "resolve_config",
+    "resolve_plan",
     "summarize",
     "train_experiment",
 ]

@@ -669,6 +669,8 @@ def _prediction(ctx: Context, run_id: str) -> Result:
         grid = np.linspace(0.0, LINE_X_MAX, 201, dtype=np.float32)
         curves = _outputs(ctx, points, buffers, grid[:, None])
         s = line_scores(curves, grid, ds.x_train[:, 0], ds.y_train[:, 0])
+        fitted = _outputs(ctx, points, buffers, ds.x_train)
+        train_mse = ((fitted - ds.y_train[:, 0].astype(np.float64)[None]) ** 2).mean(axis=1)
         arrays |= {
             "x": as_array(grid, "input x", "1", ("x",)),
             "output": as_array(curves, "network output y(x) at each checkpoint", "1"),
@@ -680,6 +682,7 @@ def _prediction(ctx: Context, run_id: str) -> Result:
                 s["mean_abs_vs_ols"], "mean over x of |NN - OLS|", "1", dims
             ),
         }
+        arrays["train_mse"] = as_array(train_mse, "network MSE on the training points", "1", dims)
         attrs["ols_train_mse"] = float(s["ols_train_mse"])
         attrs["ols_intercept"], attrs["ols_slope"] = map(float, s["ols_coefficients"])
         attrs["headline"] = f"max |NN - OLS| {s['max_abs_vs_ols'][-1]:.3f}"

@@ -157,6 +157,7 @@ class FlatModel:
         assert self.calibration is not None  # checked in __init__
         return recalibrate(self, thetas, self.calibration, batch_size=self.bn_batch)
 
+
 def recalibrate(
     model: FlatModel, thetas: torch.Tensor, x: torch.Tensor, *, batch_size: int = 256
 ) -> torch.Tensor:

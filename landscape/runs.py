@@ -7,7 +7,6 @@ silently evaluate parameters in the wrong network or on other data.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -23,6 +22,7 @@ from landscape.errors import StoreError
 from landscape.flat import FlatModel, Objective
 from landscape.models import build_model
 from landscape.params import Layout
+from landscape.store import file_checksum  # noqa: F401  (re-exported: analyze, tests)
 from landscape.train import loss_name
 
 
@@ -47,15 +47,6 @@ class StoredRun:
     @property
     def complete(self) -> bool:
         return self.status == "complete"
-
-
-def file_checksum(path: Path) -> str:
-    """sha256 of a file's bytes (the index file of a train store)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(2**20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 class Experiment:

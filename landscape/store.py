@@ -20,6 +20,7 @@ runs in flight. Nothing here imports torch or unpickles anything.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -198,6 +199,15 @@ def _attr(value: Any) -> Any:
     if isinstance(value, str):
         return str(value)
     return value.item() if isinstance(value, np.generic) else value
+
+
+def file_checksum(path: Path) -> str:
+    """sha256 of a file's bytes (the index file of a train store)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _fsync(path: Path) -> None:

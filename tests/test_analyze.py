@@ -211,3 +211,21 @@ def test_diverged_runs_are_measured_flagged_and_counted_not_averaged(tmp_path):
     summary = analysis_info(out)["summary"]
     assert summary["distance_l2"]["normal"]["n"] == 0
     assert summary["distance_l2"]["normal"]["diverged"] == 2
+
+
+def test_equal_steps_compares_overfit_at_the_normal_runs_step_count(analysis):
+    out, _ = analysis
+    equal = analysis_info(out)["summary"]["distance_l2_equal_steps"]
+    at = []
+    for k in ("000", "001"):
+        n, o = (
+            read_result(out, "distance", f"normal-{k}"),
+            read_result(out, "distance", f"overfit-{k}"),
+        )
+        assert o["step"][-1] > n["step"][-1]  # the overfit set is larger: more steps per epoch
+        at.append(np.interp(n["step"][-1], o["step"], o["l2"]))
+    assert equal["overfit"]["mean"] == pytest.approx(np.mean(at))
+    assert equal["normal"]["n"] == equal["overfit"]["n"] == 2
+    assert equal["ratio_overfit_over_normal"] == pytest.approx(
+        equal["overfit"]["mean"] / equal["normal"]["mean"]
+    )

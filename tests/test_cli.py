@@ -18,7 +18,7 @@ def run(*args):
 def test_presets_lists_names_and_descriptions():
     res = run("presets")
     assert res.exit_code == 0
-    assert "quick" in res.output and "mnist-mlp-small" in res.output and "digits" in res.output
+    assert "quick" in res.output and "merkulov-mnist-mlp" in res.output and "digits" in res.output
 
 
 def test_help_teaches():
@@ -168,3 +168,32 @@ def test_info_table(quick_store):
     lines = res.output.strip().splitlines()
     assert lines[0].split()[:4] == ["run", "mode", "seed", "status"]
     assert len(lines) == 9 and lines[5].startswith("overfit-000")
+
+
+def test_run_quick_is_the_readme_demo_and_checks_its_claims(quick_store, tmp_path):
+    """`landscape run quick` (train: nothing left; analyze; report), then `landscape report`
+    alone finds the claims the train store recorded before training."""
+    out = tmp_path / "report"
+    res = run("run", "quick", "--store", quick_store, "-o", out)
+    assert res.exit_code == 0, res.output
+    summary = json.loads((out / "summary.json").read_text())
+    status = {c["id"]: c["status"] for c in summary["claims"]}
+    assert len(status) == 6 and set(status.values()) <= {"pass", "fail"}
+    for claim in ("a-overfit-train", "a-overfit-test", "c-farther-equal-epochs"):
+        assert status[claim] == "pass", summary["claims"]
+    assert (out / "report.html").stat().st_size > 100_000  # figures inlined
+    with h5py.File(quick_store) as f:
+        assert json.loads(f.attrs["claims"])[0]["id"] == "a-overfit-train"
+    again = tmp_path / "again"
+    analysis = quick_store.with_name("quick.analysis.h5")
+    res = run("report", analysis, "-o", again)
+    assert res.exit_code == 0, res.output
+    assert json.loads((again / "summary.json").read_text())["claims"] == summary["claims"]
+    for name in summary["figures"]:
+        assert (again / "figures" / name).read_bytes() == (out / "figures" / name).read_bytes()
+
+
+def test_report_of_a_missing_store_exits_1(tmp_path):
+    res = run("report", tmp_path / "nope.analysis.h5", "-o", tmp_path / "r")
+    assert res.exit_code == 1
+    assert "nope.analysis.h5" in res.output

@@ -15,7 +15,7 @@ from landscape.errors import ConfigError
 
 
 def test_presets_ship_and_validate():
-    assert {"quick", "mnist-mlp-small"} <= set(preset_names())
+    assert {"quick", "merkulov-mnist-mlp"} <= set(preset_names())
     for name in preset_names():
         cfg = resolve_config(preset=name)
         assert isinstance(cfg, ExperimentConfig)
@@ -88,3 +88,25 @@ def test_identity_ignores_run_count_and_json_round_trips():
     assert a.identity() == b.identity()
     assert from_dict(__import__("json").loads(a.to_json())) == a
     assert "optim.lr" in known_keys()
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_preset_resolves_with_its_analysis_and_claims(name):
+    from landscape.analyze import AnalysisConfig
+    from landscape.plan import resolve_plan
+
+    plan = resolve_plan(preset=name)
+    AnalysisConfig(**plan.analysis)  # every [analyze] key is a real setting
+    for claim in plan.claims:
+        assert claim["metric"].startswith("quantities."), claim
+
+
+def test_a_malformed_claim_is_refused_with_the_expected_keys():
+    from landscape.plan import resolve_plan
+
+    bad = {"claims": [{"id": "x", "text": "t", "metric": "quantities.a", "op": "=="}]}
+    with pytest.raises(ConfigError, match="expected keys id, text, metric, op, threshold"):
+        resolve_plan(preset="quick", overrides=bad)
+    bad["claims"][0] |= {"threshold": 1.0}
+    with pytest.raises(ConfigError, match="op '==': allowed >=, <=, >, <"):
+        resolve_plan(preset="quick", overrides=bad)

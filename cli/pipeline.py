@@ -1,0 +1,167 @@
+"""`landscape report` and `landscape run`: figures and the HTML page, and all three steps in one."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.main import (
+    EXIT_FAILURE,
+    _overrides,
+    _Progress,
+    _report,
+    data_options,
+    handle_errors,
+    main,
+    plan_attrs,
+)
+
+
+def _claims_of(path: Path) -> list[dict[str, Any]]:
+    """The claims recorded in the train store behind `path` (an analysis or a train store)."""
+    from landscape import analysis_store, store
+    from landscape.plan import stored_claims
+
+    train = path
+    if store.store_kind(path) != store.KIND_TRAIN:
+        train = Path(analysis_store.read_index(path)["train_store"])
+    if not train.exists():
+        return []  # the report says the train store is missing; claims cannot be read
+    return stored_claims(store.read_index(train))
+
+
+def _echo_claims(summary: dict[str, Any]) -> None:
+    for c in summary.get("claims", []):
+        value = "-" if c.get("value") is None else f"{c['value']:.4g}"
+        click.echo(f"  {c['status']:<13} {c['id']}: {value} {c['op']} {c['threshold']:g}")
+
+
+@main.command()
+@click.argument("analysis_store", metavar="STORE", type=click.Path(path_type=Path))
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Report folder [default: reports/<STORE name without .analysis.h5>].",
+)
+@click.option(
+    "--train-store",
+    type=click.Path(path_type=Path),
+    help="The train store, when it moved since the analysis [default: the one it records].",
+)
+@handle_errors
+def report(analysis_store: Path, output: Path | None, train_store: Path | None) -> None:
+    """Draw the figures and write one self-contained HTML page and summary.json.
+
+    STORE is an analysis store (or a train store alone: training figures only). Measures not
+    computed are listed with the command that computes them. Claims recorded by the preset the
+    runs were trained with are marked pass or fail with the measured value.
+
+    \b
+    Examples:
+      landscape report runs/quick.analysis.h5 -o reports/quick
+      xdg-open reports/quick/report.html
+    """
+    from landscape.report import build_report
+
+    stem = analysis_store.name.removesuffix(".h5").removesuffix(".analysis")
+    out = output or Path("reports") / stem
+    claims = _claims_of(train_store or analysis_store) if analysis_store.exists() else []
+    summary = build_report(analysis_store, out, claims=claims, train_path=train_store)
+    click.echo(f"wrote {out / 'report.html'} ({len(summary.get('figures', []))} figures)")
+    _echo_claims(summary)
+
+
+@main.command()
+@click.argument("preset")
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path),
+    help="Report folder [default: reports/PRESET].",
+)
+@click.option(
+    "--store",
+    type=click.Path(path_type=Path),
+    help="Train store [default: runs/PRESET.h5]; the analysis goes beside it (.analysis.h5).",
+)
+@click.option("--runs", type=click.IntRange(1), help="Seeds per mode (scales a preset down).")
+@click.option(
+    "--set",
+    "assignments",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override any experiment key, e.g. --set train.epochs=50 (repeatable).",
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@data_options
+@handle_errors
+def run(
+    preset: str,
+    output: Path | None,
+    store: Path | None,
+    runs: int | None,
+    assignments: tuple[str, ...],
+    device: str,
+    data_dir: Path | None,
+    offline: bool,
+) -> None:
+    """Train, analyze and report a preset in one go (each step resumes where it stopped).
+
+    \b
+    Examples:
+      landscape run quick                      about 3 minutes on 2 CPU cores, no download
+      landscape run merkulov-mnist-mlp --runs 8 --data-dir ../shared/data
+      landscape presets                        what can be run
+    """
+    from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze
+    from landscape.experiment import train_experiment
+    from landscape.plan import resolve_plan
+    from landscape.report import build_report
+    from landscape.train import RuntimeOptions
+
+    flags = {"runs": runs} if runs else {}
+    plan = resolve_plan(preset=preset, overrides=_overrides(flags, assignments))
+    store = store or Path("runs") / f"{preset}.h5"
+    analysis = store.with_name(store.name.removesuffix(".h5") + ".analysis.h5")
+    out = output or Path("reports") / preset
+    progress = _Progress(sys.stderr.isatty())
+    click.echo(f"[1/3] train {plan.name}: {plan.description}", err=True)
+    trained = train_experiment(
+        plan.experiment,
+        store,
+        options=RuntimeOptions(device=device, data_dir=data_dir, offline=offline),
+        on_event=progress,
+        extra_attrs=plan_attrs(plan),
+    )
+    progress.close()
+    _report(trained, store)
+    click.echo(f"[2/3] analyze into {analysis}", err=True)
+    options = AnalyzeOptions(device=device, data_dir=data_dir, offline=offline)
+    done = analyze(store, analysis, AnalysisConfig(**plan.analysis), options=options,
+                   on_event=progress)  # fmt: skip
+    progress.close()
+    click.echo(f"computed {len(done.computed)} results ({len(done.skipped)} up to date)")
+    click.echo(f"[3/3] report into {out}", err=True)
+    summary = build_report(
+        analysis, out, claims=plan.claims, commands=_commands(preset, store, analysis, out, flags)
+    )
+    click.echo(f"wrote {out / 'report.html'}")
+    _echo_claims(summary)
+    if trained.diverged:
+        sys.exit(EXIT_FAILURE)
+
+
+def _commands(preset: str, store: Path, analysis: Path, out: Path, flags: dict) -> dict[str, str]:
+    q = shlex.quote
+    runs = f" --runs {flags['runs']}" if flags else ""
+    return {
+        "run": f"landscape run {q(preset)}{runs} --store {q(str(store))} -o {q(str(out))}",
+        "train": f"landscape train --preset {q(preset)}{runs} -o {q(str(store))}",
+        "analyze": f"landscape analyze {q(str(store))} -o {q(str(analysis))}",
+        "report": f"landscape report {q(str(analysis))} -o {q(str(out))}",
+    }

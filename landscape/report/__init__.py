@@ -1,0 +1,21 @@
+"""`landscape report`: PNG figures, one self-contained HTML page and summary.json from stores.
+
+Reads the stores with h5py and numpy only; matplotlib and seaborn are imported here and nowhere
+else in landscape, and nothing here imports torch, the trainer, the models or the evaluator.
+"""
+
+from landscape.report.build import build_report
+from landscape.report.claims import evaluate_claim, evaluate_claims, lookup
+from landscape.report.data import MEASURES, ReportData, load
+from landscape.report.summary_json import SUMMARY_SCHEMA
+
+__all__ = [
+    "MEASURES",
+    "SUMMARY_SCHEMA",
+    "ReportData",
+    "build_report",
+    "evaluate_claim",
+    "evaluate_claims",
+    "load",
+    "lookup",
+]

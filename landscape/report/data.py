@@ -1,0 +1,212 @@
+"""Read a train store and its analysis store into plain numpy arrays and dicts.
+
+Nothing here draws or evaluates a model: the report reads what `landscape train` and
+`landscape analyze` stored. Only h5py and numpy are used (no torch), so a report can be made on
+a machine without the training stack.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from landscape import analysis_store as astore
+from landscape import store
+from landscape.errors import StoreError
+from landscape.summary import summarize
+
+# Every measure `landscape analyze` registers, in its order. Kept here (and checked against the
+# registry by a test) because importing the registry would import torch and the evaluator.
+MEASURES: tuple[str, ...] = (
+    "distance",
+    "pair_distance",
+    "gradient",
+    "interpolation",
+    "surface1d",
+    "surface2d",
+    "surface_pca",
+    "hessian",
+    "trace",
+    "restart",
+    "curvature_trajectory",
+    "epsilon_sharpness",
+    "perturbation",
+    "prediction",
+)
+
+# Flat parameter vectors stored with some results: large and never drawn.
+_SKIPPED_ARRAYS = frozenset({"direction_x", "direction_y", "end_params"})
+
+
+@dataclass
+class RunData:
+    """One run's identity and training history; history arrays are (m,) over `history/step`."""
+
+    run_id: str
+    mode: str  # normal | overfit
+    seed: int
+    attrs: dict[str, Any]
+    history: dict[str, np.ndarray]
+    units: dict[str, str]  # history name -> units attribute, e.g. "nats"
+
+
+@dataclass
+class ReportData:
+    """Everything a report shows, read once from the stores."""
+
+    train_path: Path | None
+    analysis_path: Path | None
+    train_index: dict[str, Any]  # attributes of the train index (config JSON, dataset, ...)
+    analysis_attrs: dict[str, Any]  # attributes of the analysis index ({} without one)
+    runs: list[dict[str, Any]]  # landscape.store.store_info rows
+    run_data: dict[str, RunData]  # completed runs only
+    results: dict[str, dict[str, dict[str, Any]]]  # measure -> key -> arrays and "attrs"
+    quantities: dict[str, Any]  # landscape.summary.summarize
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.train_index.get("config", "{}"))
+
+    @property
+    def dataset(self) -> str:
+        return str(self.config.get("data", {}).get("name", self.train_index.get("dataset", "")))
+
+    def measure(self, name: str) -> dict[str, dict[str, Any]]:
+        """Results of one measure by key; {} when not computed."""
+        return self.results.get(name, {})
+
+
+def load(path: Path, *, train_path: Path | None = None) -> ReportData:
+    """Read an analysis store (and the train store it names), or a train store alone.
+
+    Raises StoreError when `path` is missing, not HDF5, not a landscape store, or of another
+    schema version; a measure that was not computed is simply absent from `results`.
+    """
+    path = Path(path)
+    kind = _kind(path)
+    if kind == store.KIND_TRAIN:
+        return _load_train_only(path)
+    attrs = _analysis_attrs(path)
+    train = Path(train_path) if train_path is not None else _recorded_train_store(path, attrs)
+    data = _load_train_only(train)
+    data.analysis_path = path
+    data.analysis_attrs = attrs
+    data.results = _read_results(path)
+    data.quantities = summarize(path)
+    data.warnings += _checksum_warnings(train, attrs)
+    return data
+
+
+def _kind(path: Path) -> str:
+    """The store's `landscape_kind`, with a message that says what a report expects."""
+    expected = "an analysis store written by `landscape analyze` (or a train store)"
+    if not path.exists():
+        raise StoreError(
+            f"report input {path}: no such file; expected {expected}; run "
+            f"`landscape analyze TRAIN.h5 -o {path}` first"
+        )
+    try:
+        with h5py.File(path, "r") as f:
+            kind = f.attrs.get("landscape_kind", "")
+    except OSError as e:
+        raise StoreError(
+            f"report input {path}: expected {expected}, found a file HDF5 cannot read ({e}); it "
+            f"may be truncated or not a landscape store: delete it and re-run `landscape analyze "
+            f"TRAIN.h5 -o {path}` (computed results in its .d/ folder are kept)"
+        ) from None
+    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
+    if kind not in (store.KIND_TRAIN, astore.KIND_ANALYSIS):
+        raise StoreError(
+            f"report input {path}: expected {expected} (attribute landscape_kind = "
+            f"{astore.KIND_ANALYSIS!r} or {store.KIND_TRAIN!r}), found {kind!r}; pass the "
+            "index file (e.g. runs/quick.analysis.h5), not a result or run file"
+        )
+    return kind
+
+
+def _analysis_attrs(path: Path) -> dict[str, Any]:
+    attrs = astore.read_index(path)
+    schema = int(attrs.get("schema", -1))
+    if schema != astore.ANALYSIS_SCHEMA:
+        raise StoreError(
+            f"analysis store {path}: schema version {schema}, this landscape reads version "
+            f"{astore.ANALYSIS_SCHEMA}; re-run `landscape analyze` with this version to rewrite "
+            "it, or report with the version that wrote it"
+        )
+    return attrs
+
+
+def _recorded_train_store(path: Path, attrs: dict[str, Any]) -> Path:
+    """The train store the analysis names, or one of that name beside it (a moved folder)."""
+    recorded = attrs.get("train_store")
+    if not recorded:
+        raise StoreError(
+            f"analysis store {path}: expected attribute train_store naming the train store, "
+            "found none; pass the train store explicitly (train_path=...)"
+        )
+    candidates = [Path(recorded), path.parent / Path(recorded).name]
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise StoreError(
+        f"analysis store {path}: the train store it was computed from, {recorded}, is not there "
+        f"(nor beside it as {candidates[1]}); move it back or pass its path (train_path=...)"
+    )
+
+
+def _checksum_warnings(train: Path, attrs: dict[str, Any]) -> list[str]:
+    """A train store changed since the analysis (e.g. more runs trained) is worth saying."""
+    recorded = attrs.get("train_store_sha256")
+    if not recorded or store.file_checksum(train) == recorded:
+        return []
+    return [
+        f"the train store {train} changed since the analysis was computed (sha256 differs): "
+        "re-run `landscape analyze` to bring the analysis up to date"
+    ]
+
+
+def _load_train_only(train: Path) -> ReportData:
+    index = store.read_index(train)
+    runs = store.store_info(train)["runs"]
+    run_data = {r["id"]: _run_data(train, r) for r in runs if r["complete"]}
+    return ReportData(
+        train_path=train,
+        analysis_path=None,
+        train_index=index,
+        analysis_attrs={},
+        runs=runs,
+        run_data=run_data,
+        results={},
+        quantities={},
+    )
+
+
+def _run_data(train: Path, row: dict[str, Any]) -> RunData:
+    """History and attributes only: parameter vectors are large and never drawn."""
+    with h5py.File(store.run_file(train, row["id"]), "r") as f:
+        attrs = {k: store._plain(v) for k, v in f.attrs.items() if k != "config"}
+        history = {k: np.asarray(f["history"][k][()]) for k in f["history"]}
+        units = {k: str(store._plain(f["history"][k].attrs.get("units", ""))) for k in history}
+    return RunData(row["id"], row["mode"], int(row["seed"]), attrs, history, units)
+
+
+def _read_results(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for measure, key in astore.completed(path):
+        out.setdefault(measure, {})[key] = _read_result(astore.result_file(path, measure, key))
+    return out
+
+
+def _read_result(path: Path) -> dict[str, Any]:
+    with h5py.File(path, "r") as f:
+        out: dict[str, Any] = {"attrs": {k: store._plain(v) for k, v in f.attrs.items()}}
+        for name, ds in f.items():
+            if name not in _SKIPPED_ARRAYS:
+                out[name] = ds[()]
+    return out

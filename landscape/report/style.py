@@ -1,0 +1,148 @@
+"""One look for every figure, applied in a context so the caller's rcParams are never changed.
+
+Figures are `matplotlib.figure.Figure` objects on an Agg canvas, never pyplot figures: nothing
+is registered globally, no GUI backend is touched, and a figure is freed with its last
+reference. PNGs are byte-identical between runs: fixed size and dpi, the bundled DejaVu font,
+and no "Software" or date metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar, cast
+
+import matplotlib
+import numpy as np
+import seaborn
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+DPI = 100
+# inches: 1150 px at DPI 100, the width of the page's column, so figures show at ~100%
+PAGE_WIDTH = 11.5
+# normal blue, overfit vermillion (Okabe-Ito: distinct for colour-blind readers and in grey)
+MODE_COLORS = {"normal": "#0072B2", "overfit": "#D55E00"}
+RECIPE_COLORS = {"sgd": "#009E73", "adam-full": "#CC79A7", "adam": "#E69F00"}
+PAIR_COLOR = "#6A3D9A"  # normal <-> overfit lines: neither mode's colour
+OTHER_COLORS = ("#56B4E9", "#E69F00", "#009E73", "#F0E442", "#CC79A7", "#999999")
+
+# seaborn's "whitegrid" look (axes_style returns a plain dict; nothing global is set), then
+# our sizes and colours on top. seaborn's plotting functions are not used: its strip-plot
+# jitter draws from numpy's global generator, which would make PNG bytes differ run to run.
+_OURS: dict[str, Any] = {
+    "font.family": "DejaVu Sans",  # ships with matplotlib: the same glyphs on every machine
+    "font.size": 10,
+    "axes.facecolor": "white",
+    "axes.edgecolor": "#cccccc",
+    "axes.grid": True,
+    "axes.axisbelow": True,
+    "axes.labelcolor": "#262626",
+    "axes.labelsize": 9.5,
+    "axes.titlesize": 10.5,
+    "axes.titleweight": "bold",
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "grid.color": "#e5e5e5",
+    "grid.linewidth": 0.8,
+    "xtick.color": "#262626",
+    "ytick.color": "#262626",
+    "xtick.labelsize": 8.5,
+    "ytick.labelsize": 8.5,
+    "lines.solid_capstyle": "round",
+    "legend.fontsize": 8,
+    "legend.framealpha": 0.85,
+    "legend.edgecolor": "#cccccc",
+    "figure.dpi": DPI,
+    "savefig.dpi": DPI,
+    "image.cmap": "viridis",
+    "axes.formatter.limits": (-3, 4),
+    "svg.hashsalt": "landscape",  # deterministic ids should anyone save SVG
+}
+_STYLE: dict[str, Any] = {**seaborn.axes_style("whitegrid"), **_OURS}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """The report's rcParams for the duration of the block only."""
+    with matplotlib.rc_context(cast(Any, _STYLE)):
+        yield
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def styled(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run a plot function inside `style()` (artists read rcParams when they are created)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with style():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def new_figure(
+    width: float, height: float, nrows: int = 1, ncols: int = 1, **subplot_kw: Any
+) -> tuple[Figure, np.ndarray]:
+    """A constrained-layout figure (inches) on an Agg canvas and its (nrows, ncols) axes."""
+    with style():
+        fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(nrows, ncols, squeeze=False, subplot_kw=subplot_kw or None)
+    return fig, axes
+
+
+def figure_of(ax: Axes) -> Figure:
+    """The top-level figure an axes lives on."""
+    fig = ax.figure
+    while not isinstance(fig, Figure):  # a SubFigure: walk up to the root
+        fig = fig.figure
+    return fig
+
+
+def panel(ax: Axes | None, width: float = 6.0, height: float = 4.0) -> tuple[Figure, Axes]:
+    """The given axes and its figure, or a new one-panel figure."""
+    if ax is not None:
+        return figure_of(ax), ax
+    fig, axes = new_figure(width, height)
+    return fig, axes[0, 0]
+
+
+def panels(
+    axes: Any, n: int, width: float, height: float, ncols: int | None = None
+) -> tuple[Figure, list[Axes]]:
+    """`n` given axes and their figure, or a new figure with n panels in one row (or ncols)."""
+    if axes is not None:
+        flat = list(np.ravel(axes))
+        if len(flat) < n:
+            raise ValueError(f"expected {n} axes, found {len(flat)}")
+        return figure_of(flat[0]), flat[:n]
+    ncols = ncols or n
+    nrows = -(-n // ncols)
+    fig, grid = new_figure(width, height, nrows, ncols)
+    flat = list(grid.ravel())
+    for extra in flat[n:]:
+        extra.set_visible(False)
+    return fig, flat[:n]
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write a PNG that is byte-identical for the same figure (no software or date stamp)."""
+    with style():
+        fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    fig.clear()  # frees the artists now; the figure was never registered with pyplot
+    return path
+
+
+def mode_color(mode: str, i: int = 0) -> str:
+    return MODE_COLORS.get(mode, OTHER_COLORS[i % len(OTHER_COLORS)])
+
+
+def recipe_color(recipe: str, i: int = 0) -> str:
+    return RECIPE_COLORS.get(recipe, OTHER_COLORS[i % len(OTHER_COLORS)])

@@ -1,0 +1,393 @@
+"""summary.json: every number the report shows, with stable keys, as strict JSON.
+
+Each number is copied from the stores (through `landscape.store.store_info` and
+`landscape.summary.summarize`), never recomputed differently, so a script that asserts on
+summary.json asserts on the stored arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from landscape._version import __version__
+from landscape.report.data import MEASURES, ReportData
+from landscape.summary import describe
+
+SUMMARY_SCHEMA = 1
+
+# (quantity in `quantities`, label, units, where the per-seed number is read in the store)
+HEADLINE: tuple[tuple[str, str, str, str], ...] = (
+    ("distance_l2", "distance from init ‖θ − θ₀‖₂", "L2 norm", "distance/<run>/l2[-1]"),
+    (
+        "train_grad_norm",
+        "gradient norm, clean train loss",
+        "L2 norm",
+        "gradient/<run>/train_grad_norm[-1]",
+    ),
+    ("hessian_top", "top Hessian eigenvalue", "loss / parameter²", "hessian/<run>/eigenvalues[0]"),
+    ("hessian_trace", "Hessian trace (Hutchinson)", "loss / parameter²", "trace/<run>/trace"),
+    (
+        "epsilon_sharpness",
+        "ε-sharpness (Keskar et al.)",
+        "percent",
+        "epsilon_sharpness/<run>/sharpness",
+    ),
+)
+
+
+# shown only where the store has them (later analyses, ring and line datasets)
+OPTIONAL: tuple[tuple[str, str, str, str], ...] = (
+    (
+        "distance_l2_equal_steps",
+        "distance from init at equal steps (overfit at the normal run's step count)",
+        "L2 norm",
+        "distance/<run>/l2 interpolated",
+    ),
+    ("ring_iou", "ring: IoU of the predicted black region", "1", "prediction/<run>/iou[-1]"),
+    (
+        "ring_components",
+        "ring: connected black components",
+        "count",
+        "prediction/<run>/components[-1]",
+    ),
+    (
+        "line_max_abs_vs_ols",
+        "line: max over x of |net − least squares|",
+        "1",
+        "prediction/<run>/max_abs_vs_ols[-1]",
+    ),
+    (
+        "line_train_mse_over_ols",
+        "line: training MSE / least-squares MSE",
+        "1",
+        "prediction/<run>/train_mse[-1]",
+    ),
+)
+
+
+def strict(value: Any) -> Any:
+    """Plain JSON values: numpy scalars and arrays unwrapped, NaN and ±inf as None."""
+    if isinstance(value, Mapping):
+        return {str(k): strict(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return strict(value.tolist())
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def dumps(summary: Mapping[str, Any]) -> str:
+    """Strict JSON text (allow_nan=False: a NaN that slipped through is a bug, not a number)."""
+    return json.dumps(strict(summary), indent=2, allow_nan=False, ensure_ascii=False) + "\n"
+
+
+def build_summary(data: ReportData, *, report_dir: Path) -> dict[str, Any]:
+    """The summary dict without `claims` and `figures` (filled in by the caller)."""
+    return strict(
+        {
+            "schema": SUMMARY_SCHEMA,
+            "train_store": data.train_path,
+            "analysis_store": data.analysis_path,
+            "experiment": experiment(data),
+            "runs": data.runs,
+            "headline": headline(data),
+            "quantities": data.quantities | final_quantities(data) | history_quantities(data),
+            "restarts": restarts(data),
+            "measures": measure_status(data),
+            "not_computed": {
+                m: measure_command(data, m)
+                for m, status in measure_status(data).items()
+                if status != "computed"
+            },
+            "commands": commands(data, report_dir),
+            "versions": versions(data),
+            "warnings": data.warnings,
+        }
+    )
+
+
+def experiment(data: ReportData) -> dict[str, Any]:
+    cfg, index = data.config, data.train_index
+    first = next(iter(data.run_data.values()), None)
+    attrs = first.attrs if first else {}
+    train = cfg.get("train", {})
+    return {
+        "dataset": data.dataset,
+        "dataset_title": index.get("dataset_title"),
+        "dataset_fingerprint": index.get("dataset_fingerprint"),
+        "model": cfg.get("model", {}).get("name"),
+        "widths": cfg.get("model", {}).get("widths"),
+        "init": cfg.get("model", {}).get("init"),
+        "optimizer": cfg.get("optim", {}).get("name"),
+        "lr": cfg.get("optim", {}).get("lr"),
+        "batch_size": cfg.get("optim", {}).get("batch_size"),
+        "weight_decay": cfg.get("optim", {}).get("weight_decay"),
+        "epochs": train.get("epochs"),
+        "steps": train.get("steps"),
+        "mode": train.get("mode"),
+        "runs_per_mode": train.get("runs"),
+        "n_params": attrs.get("n_params"),
+        "n_train": attrs.get("n_train_clean"),
+        "n_test": attrs.get("n_test"),
+        "task": attrs.get("task"),
+        "loss": attrs.get("loss"),
+        "config": cfg,
+        "analysis_config": json.loads(data.analysis_attrs.get("config", "{}")),
+    }
+
+
+FINAL = ("train_acc", "test_acc", "corrupt_acc", "train_loss", "test_loss")
+CROSSING = 0.99  # "reached ~100%": the first logged step with accuracy >= this
+
+
+def final_quantities(data: ReportData) -> dict[str, Any]:
+    """final_<name>: the runs' final history values per mode, in the `quantities` format."""
+    out = {}
+    for name in FINAL:
+        row = _run_row(data, name, "")
+        groups = {m: row[m] for m in ("normal", "overfit") if row[m]}
+        if groups:
+            out[f"final_{name}"] = groups | {"ratio_overfit_over_normal": row[
+                "ratio_overfit_over_normal"]}  # fmt: skip
+    return out
+
+
+def first_step(steps: np.ndarray, values: np.ndarray, level: float) -> float | None:
+    """The first logged step where values >= level; None if never (NaN-safe)."""
+    hit = np.flatnonzero(np.nan_to_num(values, nan=-np.inf) >= level)
+    return float(steps[hit[0]]) if hit.size else None
+
+
+def history_quantities(data: ReportData) -> dict[str, Any]:
+    """Steps until train and test accuracy first reach 0.99 (grokking's delay), per mode.
+
+    A run that never gets there is counted in `never` and left out of the statistics; the
+    ratio test/train is per run, then described over runs.
+    """
+    out: dict[str, Any] = {}
+    for mode in ("normal", "overfit"):
+        runs = [r for r in data.run_data.values() if r.mode == mode and "test_acc" in r.history]
+        if not runs:
+            continue
+        cross = {
+            split: [first_step(r.history["step"], r.history[f"{split}_acc"], CROSSING)
+                    for r in runs]
+            for split in ("train", "test")
+        }  # fmt: skip
+        pairs = zip(cross["train"], cross["test"], strict=True)
+        ratios = [t / max(a, 1.0) for a, t in pairs if a is not None and t is not None]
+        for name, values in (
+            ("steps_to_train_acc_099", cross["train"]),
+            ("steps_to_test_acc_099", cross["test"]),
+            ("test_over_train_steps_099", ratios),
+        ):
+            reached = [v for v in values if v is not None]
+            never = len(runs) - len(reached)
+            out.setdefault(name, {})[mode] = describe(reached) | {"never": never}
+    return out
+
+
+def _final(data: ReportData, mode: str, name: str) -> dict[str, Any]:
+    values = [
+        r["final"][name]
+        for r in data.runs
+        if r["mode"] == mode and r["final"] and r["final"].get(name) is not None
+    ]
+    return describe(values)
+
+
+def headline(data: ReportData) -> list[dict[str, Any]]:
+    """Rows of the normal-vs-overfit table at the top of the page."""
+    rows = [
+        _run_row(data, "train_acc", "final accuracy, clean train set"),
+        _run_row(data, "test_acc", "final accuracy, test set"),
+        _run_row(data, "corrupt_acc", "final accuracy, corrupted test labels"),
+        _run_row(data, "train_loss", "final loss, clean train set", _loss_units(data)),
+        _run_row(data, "test_loss", "final loss, test set", _loss_units(data)),
+    ]
+    rows = [r for r in rows if r["normal"] or r["overfit"]]  # e.g. no accuracy for regression
+    for quantity, label, units, source in HEADLINE + OPTIONAL:
+        groups = data.quantities.get(quantity, {})
+        if not groups and (quantity, label, units, source) in OPTIONAL:
+            continue
+        rows.append(
+            {
+                "quantity": quantity,
+                "label": label,
+                "units": units,
+                "normal": groups.get("normal"),
+                "overfit": groups.get("overfit"),
+                "ratio_overfit_over_normal": groups.get("ratio_overfit_over_normal"),
+                "source": source,
+            }
+        )
+    rows += _restart_rows(data)
+    return rows
+
+
+def _loss_units(data: ReportData) -> str:
+    first = next(iter(data.run_data.values()), None)
+    return first.units.get("train_loss", "") if first else ""
+
+
+def _run_row(data: ReportData, name: str, label: str, units: str = "fraction") -> dict[str, Any]:
+    normal, overfit = _final(data, "normal", name), _final(data, "overfit", name)
+    ratio = None
+    if normal["mean"] and overfit["mean"] is not None:
+        ratio = overfit["mean"] / normal["mean"]
+    return {
+        "quantity": f"final_{name}",
+        "label": label,
+        "units": units,
+        "normal": normal if normal["n"] else None,
+        "overfit": overfit if overfit["n"] else None,
+        "ratio_overfit_over_normal": ratio,
+        "source": f"<run>/history/{name} at the final step",
+    }
+
+
+def _restart_rows(data: ReportData) -> list[dict[str, Any]]:
+    """Test accuracy after restarting SGD from each overfit point, one row per recipe."""
+    groups = data.quantities.get("restart_test_acc", {})
+    return [
+        {
+            "quantity": f"restart_test_acc.{group}",
+            "label": f"test accuracy after restart ({group.split('+', 1)[1]})",
+            "units": "fraction",
+            "normal": None,
+            "overfit": stats,
+            "ratio_overfit_over_normal": None,
+            "source": "restart/<recipe>.<run>/test_acc[-1]",
+        }
+        for group, stats in sorted(groups.items())
+        if group.startswith("overfit+")
+    ]
+
+
+def restarts(data: ReportData) -> dict[str, Any]:
+    """Per recipe: test accuracy before and after, train accuracy after, distance moved."""
+    by_recipe: dict[str, list[dict[str, Any]]] = {}
+    for result in data.measure("restart").values():
+        by_recipe.setdefault(str(result["attrs"].get("recipe")), []).append(result)
+    return {recipe: _restart_stats(results) for recipe, results in sorted(by_recipe.items())}
+
+
+def _restart_stats(results: list[dict[str, Any]]) -> dict[str, Any]:
+    def last(name: str, at: int = -1) -> dict[str, Any]:
+        return describe([float(np.asarray(r[name])[at]) for r in results])
+
+    return {
+        "runs": sorted(str(r["attrs"].get("run")) for r in results),
+        "settings": results[0]["attrs"].get("recipe_settings"),
+        "steps": int(np.asarray(results[0]["step"])[-1]),
+        "test_acc_before": last("test_acc", 0),
+        "test_acc_after": last("test_acc"),
+        "train_acc_after": last("train_acc"),
+        "distance_moved": last("dist_moved"),
+    }
+
+
+def measure_status(data: ReportData) -> dict[str, str]:
+    return {m: "computed" if data.measure(m) else "not computed" for m in MEASURES}
+
+
+def commands(data: ReportData, report_dir: Path) -> dict[str, str]:
+    """Commands that rebuild the stores and this report (train from the stored config)."""
+    train = str(data.train_path or "TRAIN.h5")
+    analysis = str(data.analysis_path or Path(train).with_suffix(".analysis.h5"))
+    config = report_dir / "config.toml"
+    return {
+        "train": f"landscape train -p quick -c {_q(config)} -o {_q(train)}",
+        "analyze": _analyze_command(data, train, analysis),
+        "report": f"landscape report {_q(analysis)} -o {_q(report_dir)}",
+    }
+
+
+def _analyze_command(data: ReportData, train: str, analysis: str) -> str:
+    cfg = json.loads(data.analysis_attrs.get("config", "{}"))
+    flags = [
+        ("--runs", cfg.get("runs")),
+        ("--grid", cfg.get("grid")),
+        ("--span", cfg.get("span")),
+        ("--directions", cfg.get("directions")),
+        ("--top-k", cfg.get("top_k")),
+        ("--trace-samples", cfg.get("trace_samples")),
+        ("--seed", cfg.get("seed")),
+        ("--only", ",".join(cfg.get("measures") or ()) or None),
+    ]
+    text = " ".join(f"{flag} {_q(str(v))}" for flag, v in flags if v is not None)
+    return f"landscape analyze {_q(train)} -o {_q(analysis)}" + (f" {text}" if text else "")
+
+
+def measure_command(data: ReportData, measure: str) -> str:
+    """The command that computes one missing measure."""
+    train = str(data.train_path or "TRAIN.h5")
+    analysis = str(data.analysis_path or Path(train).with_suffix(".analysis.h5"))
+    return f"landscape analyze {_q(train)} -o {_q(analysis)} --only {measure}"
+
+
+def _q(text: str | Path) -> str:
+    return shlex.quote(str(text))
+
+
+def versions(data: ReportData) -> dict[str, Any]:
+    first = next(iter(data.run_data.values()), None)
+    attrs = first.attrs if first else {}
+    import matplotlib  # the report's own versions, read where they are already imported
+
+    return {
+        "trained_with": {
+            k.removesuffix("_version"): attrs.get(k)
+            for k in (
+                "landscape_version",
+                "torch_version",
+                "numpy_version",
+                "h5py_version",
+                "python_version",
+            )
+        },
+        "analyzed_with": data.analysis_attrs.get("landscape_version"),
+        "reported_with": {
+            "landscape": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "h5py": h5py.__version__,
+            "matplotlib": matplotlib.__version__,
+        },
+    }
+
+
+def config_toml(config: Mapping[str, Any]) -> str:
+    """The stored config as TOML for `landscape train -c`; null keys are left to the preset."""
+    lines = ["# the resolved config of the train store; keys that were null are omitted"]
+    for section, values in config.items():
+        lines.append(f"\n[{section}]")
+        for key, value in values.items():
+            if value is not None:
+                lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value)  # a JSON string is a valid TOML basic string
+    return repr(value)
