@@ -1,13 +1,13 @@
 """A 2D loss surface: the toolkit's batched evaluator against a per-point loop and loss-landscapes.
 
 The problem: MLP 784-32-10 (25,450 parameters) trained with Adam (lr 1e-3, batch 128, 10
-epochs, seed 0) on 2,000 MNIST training images from ../shared/data (MLP 64-350-10, 26,260
-parameters, on the 1,297 digits training examples when MNIST is absent). Every method computes
-the loss (and, except loss-landscapes, the accuracy) on those training examples at every point
-of an n x n grid (n = 21 and 51) on a plane through the trained point theta along two random
-filter-normalized directions. Each run is timed end to end, direction creation included, one-time
-training excluded, and every method takes one turn per repeat (who goes first rotates), so a
-change in machine load hits all alike. Methods:
+epochs, seed 0) on 2,000 MNIST training images from ../shared/data; when MNIST is absent, or
+with `--case digits`, MLP 64-350-10 (26,260 parameters, 20 epochs) on the 1,297 digits training
+examples. Every method computes the loss (and, except loss-landscapes, the accuracy) on those
+training examples at every point of an n x n grid (n = 21 and 51) on a plane through the
+trained point theta along two random filter-normalized directions. Each run is timed end to
+end, direction creation included, one-time training excluded, and every method takes one turn
+per repeat (who goes first rotates), so a change in machine load hits all alike. Methods:
 
 - `batched`: the toolkit's path as `landscape analyze` takes it: `random_plane` (filter-normalized,
   biases zeroed), `Objective(FlatModel(copy), x, y, budget_bytes=default_budget(device))`, then
@@ -43,7 +43,7 @@ Columns of the table (one block per grid size):
 - `x loop`, `x l-l`: this method's points/s over the loop's and loss-landscapes'.
 
 Then `max rel diff`: max over the grid of |loss_batched - loss_loop| / |loss_loop| (float32 both;
-about 1e-6 expected), and the largest accuracy difference.
+below 1e-6 expected), and the largest accuracy difference.
 
 Goals (issue 4), printed as PASS / MISS at the end: on a CPU, `batched` at least as fast as
 `loop` (>= 1.0x) and at >= 70% of the matmul peak; on CUDA, `batched` >= 20x `loop`.
@@ -53,6 +53,8 @@ bench/SURFACE.md.
     .bench/venv/bin/python bench/surface.py            # with loss-landscapes; ~2 min quiet
     python bench/surface.py --quick                    # 21 x 21 only, 1 repeat: smoke test
     .bench/venv/bin/python bench/surface.py --device cuda --json /tmp/surface.json
+    python bench/surface.py --threads 1 --clock cpu     # on a CPU shared with other jobs
+    python bench/surface.py --case digits --grids 21 --budget-mb 16   # other net, other budget
 
 `--threads` (default: the number of CPUs, os.cpu_count()) sets torch's intra-op threads.
 On a CPU shared with other jobs, `--threads 1 --clock cpu` times every method (and the peak)
@@ -111,7 +113,10 @@ class Case:
 
 
 # MNIST when the shared data are there, else a digits net of about the same size.
-CASES = [Case(DataConfig(name="mnist", subset=2000), (32,), 10), Case(DataConfig(), (350,), 20)]
+CASES = {
+    "mnist": Case(DataConfig(name="mnist", subset=2000), (32,), 10),
+    "digits": Case(DataConfig(), (350,), 20),
+}
 
 
 @dataclass
@@ -167,13 +172,15 @@ def load_problem(case: Case, data_dir: Path, device: torch.device) -> Problem:
     )
 
 
-def first_available(data_dir: Path, device: torch.device) -> Problem:
-    for case in CASES[:-1]:
-        try:
-            return load_problem(case, data_dir, device)
-        except LandscapeError as e:
-            print(f"  ({case.data.name} unavailable: {e}; using the fallback)", flush=True)
-    return load_problem(CASES[-1], data_dir, device)
+def first_available(data_dir: Path, device: torch.device, case: str = "auto") -> Problem:
+    """`case` 'mnist' or 'digits'; 'auto': MNIST when its files are there, else digits."""
+    if case != "auto":
+        return load_problem(CASES[case], data_dir, device)
+    try:
+        return load_problem(CASES["mnist"], data_dir, device)
+    except LandscapeError as e:
+        print(f"  (mnist unavailable: {e}; using the digits net)", flush=True)
+    return load_problem(CASES["digits"], data_dir, device)
 
 
 # --- the methods ------------------------------------------------------------------------------
@@ -202,7 +209,7 @@ def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1) -> Grid:
         p.y,
         loss="cross_entropy",
         classification=True,
-        budget_bytes=default_budget(p.x.device),
+        budget_bytes=BUDGET_BYTES or default_budget(p.x.device),
     )
     d1, d2 = directions(p, seed)
     coords = grid_coordinates(n, SPAN)
@@ -311,6 +318,7 @@ def sync(device: torch.device) -> None:
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = CLOCKS["wall"]  # set from --clock in main
+BUDGET_BYTES: int | None = None  # set from --budget-mb in main; None: analyze's default
 
 
 def clock_name() -> str:
@@ -406,7 +414,7 @@ def measure(
     return rows, checks
 
 
-def print_block(p: Problem, n: int, rows: list[Row], checks: dict, repeats: int) -> None:
+def print_block(n: int, rows: list[Row], checks: dict, repeats: int) -> None:
     print(
         f"\n{n} x {n} grid ({n * n:,} points), median of {repeats} ({clock_name()} seconds); "
         "matmul peak "
@@ -496,8 +504,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="wall: elapsed seconds; cpu: this process's CPU seconds (with --threads 1 on a "
         "shared CPU: time waiting for a core is not counted)",
     )
+    ap.add_argument(
+        "--budget-mb",
+        type=float,
+        help="the batched evaluator's activation budget in MiB (default: landscape.analyze."
+        "default_budget: a tenth of RAM up to 2 GiB on a CPU, half the free memory on CUDA)",
+    )
     ap.add_argument("--peak-size", type=int, help="matmul size for the peak (2048 CPU, 8192 CUDA)")
     ap.add_argument("--methods", default=",".join(METHODS), help="comma list of methods")
+    ap.add_argument(
+        "--case",
+        choices=("auto", *CASES),
+        default="auto",
+        help="mnist: MLP 784-32-10; digits: MLP 64-350-10; auto: mnist when its files are there",
+    )
     ap.add_argument("--data-dir", type=Path, default=SHARED_DATA, help="where MNIST is looked for")
     ap.add_argument("--quick", action="store_true", help="21 x 21 only, 1 repeat: a smoke test")
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -507,6 +527,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: this torch build sees no CUDA device; use --device cpu or auto")
+        return 2
     cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
     device = torch.device("cuda" if cuda else "cpu")
     grids = [21] if args.quick else [int(n) for n in args.grids.split(",")]
@@ -515,10 +538,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.clock == "cpu" and (cuda or args.threads != 1):
         print("--clock cpu: only meaningful with --threads 1 on a CPU (it sums all threads)")
         return 2
-    global clock
+    global clock, BUDGET_BYTES
     clock = CLOCKS[args.clock]
+    BUDGET_BYTES = None if args.budget_mb is None else int(args.budget_mb * 2**20)
     env = environment(device)
     env["clock"] = args.clock
+    env["budget_bytes"] = BUDGET_BYTES or default_budget(device)
     print("environment:", json.dumps(env), flush=True)
     methods = [m for m in args.methods.split(",") if m]
     unknown = [m for m in methods if m not in METHODS]
@@ -532,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
             "then run this script with .bench/venv/bin/python"
         )
     t_start = time.perf_counter()
-    p = first_available(args.data_dir, device)
+    p = first_available(args.data_dir, device, args.case)
     print(f"problem: {p.title}; {p.flops_per_point / 1e6:.1f} MFLOP of matmuls per point")
     print(f"trained in {time.perf_counter() - t_start:.1f} s; warming up", flush=True)
     for m in methods:  # untimed: first torch.func / vmap calls pay one-time costs
@@ -541,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     for n in grids:
         block, checks = measure(p, n, methods, repeats, peak_size)
-        print_block(p, n, block, checks, repeats)
+        print_block(n, block, checks, repeats)
         rows += block
         result["checks"][str(n)] = checks
     result["rows"] = [vars(r) for r in rows]
