@@ -80,6 +80,7 @@ from pathlib import Path
 from types import ModuleType
 
 import torch
+from hessian import train  # the sibling script (bench/ is on sys.path when run)
 from torch import nn
 from torch.func import functional_call
 
@@ -133,15 +134,7 @@ class Problem:
 # --- problem ----------------------------------------------------------------------------------
 
 
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int) -> None:
-    """Adam 1e-3, batch 128, seeded shuffles: a realistic trained point, in place."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    order = torch.Generator().manual_seed(0)
-    for _ in range(epochs):
-        for idx in torch.randperm(len(x), generator=order).split(128):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
-            opt.step()
+# `train` (Adam 1e-3, batch 128, seeded shuffles) is hessian.py's: same trained point.
 
 
 def matmul_flops(model: nn.Module, n_examples: int) -> int:
