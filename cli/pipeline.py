@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import shlex
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -19,6 +20,10 @@ from cli.main import (
     main,
     plan_attrs,
 )
+
+if TYPE_CHECKING:
+    from landscape.config import ExperimentConfig
+    from landscape.plan import Plan
 
 
 def _claims_of(path: Path) -> list[dict[str, Any]]:
@@ -112,48 +117,121 @@ def run(
 ) -> None:
     """Train, analyze and report a preset in one go (each step resumes where it stopped).
 
+    A preset with a [sweep] table (e.g. ring-sweep-small) runs once per swept value and budget
+    (equal epochs, equal steps), each into STORE's folder and its own report, then writes
+    sweep.html across them.
+
     \b
     Examples:
       landscape run quick                      about 3 minutes on 2 CPU cores, no download
       landscape run merkulov-mnist-mlp --runs 8 --data-dir ../shared/data
+      landscape run ring-sweep-small           5 ring sizes at equal epochs and steps
       landscape presets                        what can be run
     """
-    from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze
-    from landscape.experiment import train_experiment
     from landscape.plan import resolve_plan
-    from landscape.report import build_report
-    from landscape.train import RuntimeOptions
 
     flags = {"runs": runs} if runs else {}
     plan = resolve_plan(preset=preset, overrides=_overrides(flags, assignments))
     store = store or Path("runs") / f"{preset}.h5"
-    analysis = store.with_name(store.name.removesuffix(".h5") + ".analysis.h5")
     out = output or Path("reports") / preset
-    progress = _Progress(sys.stderr.isatty())
+    ctx = _Context(device, data_dir, offline, _Progress(sys.stderr.isatty()))
+    commands = _commands(preset, store, _analysis_path(store), out, flags)
+    if plan.sweep is not None:
+        diverged = _run_sweep(plan, store, out, ctx, commands)
+    else:
+        summary, diverged = _run_one(plan, plan.experiment, store, out, ctx, commands)
+        click.echo(f"wrote {out / 'report.html'}")
+        _echo_claims(summary)
+    if diverged:
+        sys.exit(EXIT_FAILURE)
+
+
+@dataclass(frozen=True)
+class _Context:
+    device: str
+    data_dir: Path | None
+    offline: bool
+    progress: _Progress
+
+
+def _analysis_path(store: Path) -> Path:
+    return store.with_name(store.name.removesuffix(".h5") + ".analysis.h5")
+
+
+def _run_one(
+    plan: Plan,
+    experiment: ExperimentConfig,
+    store: Path,
+    out: Path,
+    ctx: _Context,
+    commands: dict[str, str],
+    *,
+    claims: bool = True,
+) -> tuple[dict[str, Any], bool]:
+    """Train, analyze and report one experiment; (its summary, whether a run diverged)."""
+    from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze
+    from landscape.experiment import train_experiment
+    from landscape.report import build_report
+    from landscape.train import RuntimeOptions
+
+    analysis = _analysis_path(store)
     click.echo(f"[1/3] train {plan.name}: {plan.description}", err=True)
+    attrs = plan_attrs(plan) if claims else {"preset": plan.name, "claims": "[]"}
     trained = train_experiment(
-        plan.experiment,
+        experiment,
         store,
-        options=RuntimeOptions(device=device, data_dir=data_dir, offline=offline),
-        on_event=progress,
-        extra_attrs=plan_attrs(plan),
+        options=RuntimeOptions(device=ctx.device, data_dir=ctx.data_dir, offline=ctx.offline),
+        on_event=ctx.progress,
+        extra_attrs=attrs,
     )
-    progress.close()
+    ctx.progress.close()
     _report(trained, store)
     click.echo(f"[2/3] analyze into {analysis}", err=True)
-    options = AnalyzeOptions(device=device, data_dir=data_dir, offline=offline)
+    options = AnalyzeOptions(device=ctx.device, data_dir=ctx.data_dir, offline=ctx.offline)
     done = analyze(store, analysis, AnalysisConfig(**plan.analysis), options=options,
-                   on_event=progress)  # fmt: skip
-    progress.close()
+                   on_event=ctx.progress)  # fmt: skip
+    ctx.progress.close()
     click.echo(f"computed {len(done.computed)} results ({len(done.skipped)} up to date)")
     click.echo(f"[3/3] report into {out}", err=True)
-    summary = build_report(
-        analysis, out, claims=plan.claims, commands=_commands(preset, store, analysis, out, flags)
+    summary = build_report(analysis, out, claims=plan.claims if claims else (), commands=commands)
+    return summary, bool(trained.diverged)
+
+
+def _run_sweep(plan: Plan, store: Path, out: Path, ctx: _Context, commands: dict) -> bool:
+    """Every variant of the plan's sweep, then sweep.html; True when any run diverged."""
+    from landscape.data import load_dataset
+    from landscape.report.sweep import SweepEntry, build_sweep_report
+    from landscape.sweep import variants
+
+    assert plan.sweep is not None
+
+    def train_size(cfg: ExperimentConfig) -> int:
+        ds = load_dataset(cfg.data, data_dir=ctx.data_dir, offline=ctx.offline)
+        return len(ds.x_train)
+
+    folder = store.with_suffix("")
+    todo = variants(plan.experiment, plan.sweep, train_size)
+    entries, diverged = [], False
+    for i, v in enumerate(todo, 1):
+        click.echo(f"== variant {i}/{len(todo)}: {v.label} ({v.steps} steps)", err=True)
+        v_store, v_out = folder / f"{v.label}.h5", out / v.label
+        summary, bad = _run_one(plan, v.experiment, v_store, v_out, ctx, {}, claims=False)
+        diverged |= bad
+        where = {"analysis_path": _analysis_path(v_store), "report_dir": v_out}
+        entries.append(SweepEntry(v.label, v.value, v.budget, v.train_size, v.steps,
+                                  v.epochs, summary=summary, **where))  # fmt: skip
+    result = build_sweep_report(
+        entries,
+        out,
+        name=plan.name,
+        description=plan.description,
+        key=plan.sweep.key,
+        claims=plan.claims,
+        commands={"run": commands["run"]},
     )
-    click.echo(f"wrote {out / 'report.html'}")
-    _echo_claims(summary)
-    if trained.diverged:
-        sys.exit(EXIT_FAILURE)
+    click.echo(f"wrote {out / 'sweep.html'} ({len(entries)} variants)")
+    _echo_claims(result)
+    return diverged
 
 
 def _commands(preset: str, store: Path, analysis: Path, out: Path, flags: dict) -> dict[str, str]:

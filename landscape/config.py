@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -239,6 +240,13 @@ def _check_combinations(cfg: ExperimentConfig) -> None:
         )
 
 
+def total_steps(cfg: ExperimentConfig, n_train: int) -> tuple[int, int]:
+    """(steps per epoch, total optimizer steps) of `cfg` on a training set of n_train rows."""
+    batch = min(cfg.optim.batch_size or n_train, n_train)
+    per_epoch = math.ceil(n_train / batch)
+    return per_epoch, cfg.train.steps or cfg.train.epochs * per_epoch
+
+
 def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     """Merge nested dicts; values in `override` win."""
     out = dict(base)
@@ -251,7 +259,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 
 
 # Preset sections that are not part of the experiment (see landscape.plan): read there.
-PLAN_SECTIONS = {"description", "analyze", "claims"}
+PLAN_SECTIONS = {"description", "analyze", "claims", "sweep"}
 
 
 def from_dict(d: dict[str, Any]) -> ExperimentConfig:

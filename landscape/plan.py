@@ -13,6 +13,10 @@ optional ones read here:
     op = ">="
     threshold = 1.5
 
+    [sweep]                   # optional: one variant per value and budget (landscape.sweep)
+    key = "data.ring_points"
+    values = [5000, 2500]
+
 The claims are stored in the train store's attributes before any run trains, so a report can
 show that the threshold predates the result.
 """
@@ -33,6 +37,7 @@ from landscape.config import (
     merge,
 )
 from landscape.errors import ConfigError
+from landscape.sweep import Sweep, parse_sweep
 
 CLAIM_KEYS = ("id", "text", "metric", "op", "threshold")
 CLAIM_OPS = (">=", "<=", ">", "<")
@@ -45,6 +50,7 @@ class Plan:
     experiment: ExperimentConfig
     analysis: dict[str, Any]  # AnalysisConfig fields the preset sets
     claims: tuple[dict[str, Any], ...]
+    sweep: Sweep | None = None  # [sweep]: train at several values of one key (landscape.sweep)
 
     def claims_json(self) -> str:
         return json.dumps(list(self.claims))
@@ -113,6 +119,7 @@ def resolve_plan(
         experiment=from_dict(layers),
         analysis=_analysis_section(layers.get("analyze", {}), where),
         claims=checked,
+        sweep=parse_sweep(layers["sweep"], where) if "sweep" in layers else None,
     )
 
 

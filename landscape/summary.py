@@ -34,6 +34,13 @@ def _mse_over_ols(r: dict) -> float | None:
     return float(r["train_mse"][-1]) / float(r["attrs"]["ols_train_mse"])
 
 
+def _per_black(r: dict) -> float | None:
+    black = r["attrs"].get("black_train_points")
+    if "components" not in r or not black:
+        return None
+    return float(r["components"][-1]) / float(black)
+
+
 # quantity -> (measure, one scalar from a result, which result keys); keys are run ids, pair
 # keys or interpolation/restart keys
 SCALARS: dict[str, tuple[str, Callable[[dict], float | None], Callable[[str], bool]]] = {
@@ -59,6 +66,13 @@ SCALARS: dict[str, tuple[str, Callable[[dict], float | None], Callable[[str], bo
     "restart_distance_moved": ("restart", lambda r: r["dist_moved"][-1], _every),
     "ring_iou": ("prediction", _last("iou"), _every),
     "ring_components": ("prediction", _last("components"), _every),
+    "ring_image_mse": ("prediction", _last("image_mse"), _every),
+    # memorizing would draw one blob per black training pixel: blobs over that count
+    "ring_components_per_black_point": (
+        "prediction",
+        _per_black,
+        _every,
+    ),
     "line_max_abs_vs_ols": ("prediction", _last("max_abs_vs_ols"), _every),
     "line_train_mse_over_ols": ("prediction", _mse_over_ols, _every),
 }

@@ -9,7 +9,6 @@ the same loop below and store the same things.
 
 from __future__ import annotations
 
-import math
 import platform
 import time
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from landscape.batched import (
     evaluate,
     loss_function,
 )
-from landscape.config import ExperimentConfig, OptimConfig
+from landscape.config import ExperimentConfig, OptimConfig, total_steps
 from landscape.data import Dataset, TrainingSet
 from landscape.errors import ConfigError
 from landscape.models import build_model, init_parameters
@@ -94,10 +93,8 @@ def resolve_device(name: str) -> torch.device:
 
 def make_schedule(cfg: ExperimentConfig, n_train: int) -> Schedule:
     """Steps per epoch, total steps, and the log-spaced checkpoint and history steps."""
-    batch = cfg.optim.batch_size or n_train
-    batch = min(batch, n_train)
-    per_epoch = math.ceil(n_train / batch)
-    total = cfg.train.steps or cfg.train.epochs * per_epoch
+    per_epoch, total = total_steps(cfg, n_train)
+    batch = min(cfg.optim.batch_size or n_train, n_train)
     ckpt = np.unique(np.round(np.geomspace(1, total, cfg.train.checkpoints)).astype(np.int64))
     half = max(cfg.train.log_points // 2, 1)
     logs = np.concatenate(

@@ -60,6 +60,13 @@ OPTIONAL: tuple[tuple[str, str, str, str], ...] = (
         "prediction/<run>/components[-1]",
     ),
     (
+        "ring_components_per_black_point",
+        "ring: black components per black training pixel (memorizing: about 1)",
+        "1",
+        "prediction/<run>/components[-1] / black_train_points",
+    ),
+    ("ring_image_mse", "ring: MSE over the whole image", "1", "prediction/<run>/image_mse[-1]"),
+    (
         "line_max_abs_vs_ols",
         "line: max over x of |net − least squares|",
         "1",
