@@ -6,10 +6,12 @@ Exit codes: 0 success; 1 a missing or corrupt store or dataset, or a failed run;
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +83,81 @@ def data_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         envvar="LANDSCAPE_DATA",
         help="Where datasets are found or downloaded [env LANDSCAPE_DATA; default ./data].",
     )(fn)
+
+
+@dataclass(frozen=True)
+class ExecutorChoice:
+    """--executor, --workers and --cluster-option, opened as a context manager."""
+
+    spec: str = "local"
+    workers: int = 0
+    options: tuple[str, ...] = ()  # KEY=VALUE, checked when opened (inside handle_errors)
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Any]:
+        from landscape.executor import make_executor
+
+        options = _cluster_options(self.options)
+        executor = make_executor(self.spec, workers=self.workers, cluster_options=options)
+        try:
+            yield executor
+        finally:
+            executor.close()
+
+
+def _cluster_options(items: tuple[str, ...]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for text in items:
+        if "=" not in text:
+            raise ConfigError(
+                f"--cluster-option {text!r}: expected KEY=VALUE, e.g. queue=gpu or cores=8"
+            )
+        key, raw = (t.strip() for t in text.split("=", 1))
+        out[key] = cfgmod.parse_assignment(f"x.v={raw}")["x"]["v"]
+    return out
+
+
+def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--executor/--workers/--cluster-option, passed to the command as one `executor`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        choice = ExecutorChoice(
+            kwargs.pop("executor_spec"),
+            kwargs.pop("workers"),
+            kwargs.pop("cluster_options"),
+        )
+        return fn(*args, executor=choice, **kwargs)
+
+    options = [
+        click.option(
+            "--executor",
+            "executor_spec",
+            default="local",
+            show_default=True,
+            metavar="local|dask|tcp://HOST:PORT|slurm",
+            help="Where the work runs: here; a Dask cluster on this machine; a running Dask "
+            "scheduler; or Slurm jobs via dask-jobqueue (needs the `distributed` extra and a "
+            "filesystem the workers share).",
+        ),
+        click.option(
+            "--workers",
+            type=click.IntRange(0),
+            default=0,
+            help="Dask workers (local cluster) or Slurm jobs [default: half the cores; 1 job].",
+        ),
+        click.option(
+            "--cluster-option",
+            "cluster_options",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Passed to the cluster, e.g. queue=gpu, cores=8, memory=32GB, walltime=02:00:00"
+            " for Slurm. Repeatable.",
+        ),
+    ]
+    for option in reversed(options):
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _choice(key: str) -> click.Choice:
@@ -200,6 +277,7 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     "to a crash and use less memory.",
 )
 @data_options
+@executor_options
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and planned runs only.")
 @handle_errors
 def train(
@@ -213,6 +291,7 @@ def train(
     data_dir: Path | None,
     offline: bool,
     dry_run: bool,
+    executor: ExecutorChoice,
     **flags: Any,
 ) -> None:
     """Train normal and/or extreme-overfit runs into an HDF5 store.
@@ -242,9 +321,15 @@ def train(
         device=device, batched=batched, group_size=group_size, data_dir=data_dir, offline=offline
     )
     progress = _Progress(sys.stderr.isatty())
-    summary = train_experiment(
-        cfg, output, options=options, on_event=progress, extra_attrs=plan_attrs(plan)
-    )
+    with executor.open() as ex:
+        summary = train_experiment(
+            cfg,
+            output,
+            options=options,
+            on_event=progress,
+            extra_attrs=plan_attrs(plan),
+            executor=ex,
+        )
     progress.close()
     _report(summary, output)
     if summary.diverged:
@@ -390,6 +475,7 @@ def _run_line(run: dict) -> str:
     "or a tenth of RAM up to 2 GiB on a CPU].",
 )
 @data_options
+@executor_options
 @handle_errors
 def analyze(
     train_store: Path,
@@ -409,6 +495,7 @@ def analyze(
     max_memory: int,
     data_dir: Path | None,
     offline: bool,
+    executor: ExecutorChoice,
 ) -> None:
     """Measure the stored points: distances, gradients, slices, surfaces, curvature.
 
@@ -448,7 +535,10 @@ def analyze(
         memory_budget=max_memory * 2**20 if max_memory else None,
     )
     progress = _Progress(sys.stderr.isatty())
-    summary = run_analysis(train_store, out, cfg, options=options, on_event=progress)
+    with executor.open() as ex:
+        summary = run_analysis(
+            train_store, out, cfg, options=options, on_event=progress, executor=ex
+        )
     progress.close()
     click.echo(
         f"computed {len(summary.computed)} results into {out}"

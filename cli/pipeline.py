@@ -12,10 +12,12 @@ import click
 
 from cli.main import (
     EXIT_FAILURE,
+    ExecutorChoice,
     _overrides,
     _Progress,
     _report,
     data_options,
+    executor_options,
     handle_errors,
     main,
     plan_attrs,
@@ -23,6 +25,7 @@ from cli.main import (
 
 if TYPE_CHECKING:
     from landscape.config import ExperimentConfig
+    from landscape.executor import Executor
     from landscape.plan import Plan
 
 
@@ -104,6 +107,7 @@ def report(analysis_store: Path, output: Path | None, train_store: Path | None) 
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @data_options
+@executor_options
 @handle_errors
 def run(
     preset: str,
@@ -114,6 +118,7 @@ def run(
     device: str,
     data_dir: Path | None,
     offline: bool,
+    executor: ExecutorChoice,
 ) -> None:
     """Train, analyze and report a preset in one go (each step resumes where it stopped).
 
@@ -134,14 +139,15 @@ def run(
     plan = resolve_plan(preset=preset, overrides=_overrides(flags, assignments))
     store = store or Path("runs") / f"{preset}.h5"
     out = output or Path("reports") / preset
-    ctx = _Context(device, data_dir, offline, _Progress(sys.stderr.isatty()))
     commands = _commands(preset, store, _analysis_path(store), out, flags)
-    if plan.sweep is not None:
-        diverged = _run_sweep(plan, store, out, ctx, commands)
-    else:
-        summary, diverged = _run_one(plan, plan.experiment, store, out, ctx, commands)
-        click.echo(f"wrote {out / 'report.html'}")
-        _echo_claims(summary)
+    with executor.open() as ex:
+        ctx = _Context(device, data_dir, offline, _Progress(sys.stderr.isatty()), ex)
+        if plan.sweep is not None:
+            diverged = _run_sweep(plan, store, out, ctx, commands)
+        else:
+            summary, diverged = _run_one(plan, plan.experiment, store, out, ctx, commands)
+            click.echo(f"wrote {out / 'report.html'}")
+            _echo_claims(summary)
     if diverged:
         sys.exit(EXIT_FAILURE)
 
@@ -152,6 +158,7 @@ class _Context:
     data_dir: Path | None
     offline: bool
     progress: _Progress
+    executor: Executor
 
 
 def _analysis_path(store: Path) -> Path:
@@ -183,13 +190,14 @@ def _run_one(
         options=RuntimeOptions(device=ctx.device, data_dir=ctx.data_dir, offline=ctx.offline),
         on_event=ctx.progress,
         extra_attrs=attrs,
+        executor=ctx.executor,
     )
     ctx.progress.close()
     _report(trained, store)
     click.echo(f"[2/3] analyze into {analysis}", err=True)
     options = AnalyzeOptions(device=ctx.device, data_dir=ctx.data_dir, offline=ctx.offline)
     done = analyze(store, analysis, AnalysisConfig(**plan.analysis), options=options,
-                   on_event=ctx.progress)  # fmt: skip
+                   on_event=ctx.progress, executor=ctx.executor)  # fmt: skip
     ctx.progress.close()
     click.echo(f"computed {len(done.computed)} results ({len(done.skipped)} up to date)")
     click.echo(f"[3/3] report into {out}", err=True)

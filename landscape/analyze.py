@@ -9,6 +9,7 @@ the analysis seed, the measure and the key, so it does not depend on what else i
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -25,6 +26,7 @@ from landscape import analysis_store as astore
 from landscape._version import __version__
 from landscape.analysis_store import Array, Result
 from landscape.errors import ConfigError
+from landscape.executor import Executor
 from landscape.runs import Experiment, StoredRun, file_checksum
 from landscape.summary import summarize
 from landscape.train import Event, resolve_device
@@ -209,8 +211,13 @@ def analyze(
     *,
     options: AnalyzeOptions | None = None,
     on_event: Callable[[Event], None] = lambda e: None,
+    executor: Executor | None = None,
 ) -> AnalyzeSummary:
-    """Compute every selected measure that `out` does not hold yet (with these parameters)."""
+    """Compute every selected measure that `out` does not hold yet (with these parameters).
+
+    `executor` (landscape.executor) computes the results elsewhere, e.g. on Dask workers that
+    share this filesystem; each writes its own result file and the index is rewritten here.
+    """
     _load_measures()
     cfg, options = cfg or AnalysisConfig(), options or AnalyzeOptions()
     _check(cfg)
@@ -220,7 +227,7 @@ def analyze(
         Path(train_path), data_dir=options.data_dir, offline=options.offline, device=device
     )
     cfg = resolve_bn(cfg, exp)
-    out = Path(out)
+    out = Path(out).resolve()
     attrs = {
         "train_store": str(Path(train_path).resolve()),
         "train_store_sha256": file_checksum(Path(train_path)),
@@ -237,23 +244,56 @@ def analyze(
             total=len(todo),
         )
     )
-    for i, (measure, key) in enumerate(todo):
-        result = _compute(exp, cfg, out, measure, key, budget)
-        astore.write_result(out, measure, key, result)
-        astore.clear_parts(out, measure, key)
+    tasks = [ResultTask(Path(train_path), out, cfg, options, m, k, budget) for m, k in todo]
+    if executor is not None and executor.remote:
+        done = executor.map_unordered(compute_result_task, tasks)
+    else:  # here, reusing the loaded experiment
+        done = ((t, _compute_and_write(exp, t)) for t in tasks)
+    for i, (task, headline) in enumerate(done):
         astore.write_index(out, attrs=attrs)
-        summary.computed.append(f"{measure}/{key}")
+        summary.computed.append(f"{task.measure}/{task.key}")
         on_event(
             Event(
-                "run",
-                f"{measure} {key}: {result.attrs.get('headline', '')}",
-                done=i + 1,
-                total=len(todo),
+                "run", f"{task.measure} {task.key}: {headline}", done=i + 1, total=len(todo)
             )
         )
     attrs["summary"] = json.dumps(summarize(out))
     astore.write_index(out, attrs=attrs)
     return summary
+
+
+@dataclass(frozen=True)
+class ResultTask:
+    """One (measure, key) result for a worker: everything it needs to compute and write it."""
+
+    train_path: Path
+    out: Path
+    cfg: AnalysisConfig  # with --bn resolved
+    options: AnalyzeOptions
+    measure: str
+    key: str
+    budget: int
+
+
+def _compute_and_write(exp: Experiment, task: ResultTask) -> str:
+    """Compute one result and write its file (atomically); return its headline."""
+    result = _compute(exp, task.cfg, task.out, task.measure, task.key, task.budget)
+    astore.write_result(task.out, task.measure, task.key, result)
+    astore.clear_parts(task.out, task.measure, task.key)
+    return str(result.attrs.get("headline", ""))
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_experiment(path: Path, options: AnalyzeOptions) -> Experiment:
+    device = resolve_device(options.device)
+    return Experiment(path, data_dir=options.data_dir, offline=options.offline, device=device)
+
+
+def compute_result_task(task: ResultTask) -> str:
+    """A worker's side: load the stores once per process, compute and write one result."""
+    _load_measures()
+    exp = _worker_experiment(task.train_path.resolve(), task.options)
+    return _compute_and_write(exp, task)
 
 
 def _plan(exp: Experiment, cfg: AnalysisConfig, out: Path, summary: AnalyzeSummary) -> list:

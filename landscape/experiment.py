@@ -8,6 +8,7 @@ and running the same call again trains only what is missing.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +18,9 @@ import torch
 from landscape import store
 from landscape._version import __version__
 from landscape.config import ExperimentConfig, config_from_json
-from landscape.data import Dataset, build_training_set, load_dataset
+from landscape.data import Dataset, TrainingSet, build_training_set, load_dataset
 from landscape.errors import ConfigError, StoreError
+from landscape.executor import Executor
 from landscape.train import (
     MODES,
     Event,
@@ -81,8 +83,12 @@ def train_experiment(
     options: RuntimeOptions | None = None,
     on_event: Callable[[Event], None] = lambda e: None,
     extra_attrs: dict[str, str] | None = None,
+    executor: Executor | None = None,
 ) -> TrainSummary:
     """Train every planned run of `cfg` that `path` does not hold yet; return what happened.
+
+    `executor` (landscape.executor) runs the groups elsewhere, e.g. on Dask workers that share
+    this filesystem; by default they run here, with step-level progress.
 
     `extra_attrs` go into the index's attributes before any run trains (a preset's name and
     claims, so their thresholds are on record before the result).
@@ -121,6 +127,9 @@ def train_experiment(
         )
         options = dataclasses.replace(options, batched=False)
     session = _Session(cfg, ds, path, plan, attrs, options, device, on_event, summary)
+    if executor is not None and executor.remote:
+        _train_remote(session, todo, executor)
+        return summary
     for mode in dict.fromkeys(r.rsplit("-", 1)[0] for r in todo):
         indices = [int(r.rsplit("-", 1)[1]) for r in todo if r.startswith(mode + "-")]
         _train_mode(session, mode, indices)
@@ -149,12 +158,52 @@ class _Session:
     summary: TrainSummary
 
 
-def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:
-    cfg = s.cfg
-    tset = build_training_set(
-        s.ds, mode, copies=cfg.train.copies, noise=cfg.train.overfit_noise, seed=cfg.data.seed
+def _training_set(cfg: ExperimentConfig, ds: Dataset, mode: str) -> TrainingSet:
+    return build_training_set(
+        ds, mode, copies=cfg.train.copies, noise=cfg.train.overfit_noise, seed=cfg.data.seed
     )
-    total = make_schedule(cfg, len(tset.x)).total_steps
+
+
+def _train_and_write(
+    cfg: ExperimentConfig,
+    ds: Dataset,
+    tset: TrainingSet,
+    group: list[int],
+    path: Path,
+    options: RuntimeOptions,
+    device: torch.device,
+    on_steps: Callable[[int], None] = lambda step: None,
+) -> list[store.RunRecord]:
+    """Train one group and write its run files (each atomically); the index is not touched."""
+    records = train_group(
+        cfg,
+        ds,
+        tset,
+        group,
+        device=device,
+        batched=options.batched and len(group) > 1,
+        budget=options.memory_budget,
+        on_steps=on_steps,
+    )
+    for rec in records:
+        store.write_run(path, rec, loss_units=loss_units(rec.attrs["loss"]))
+    return records
+
+
+def _record_group(s: _Session, statuses: list[tuple[str, str]]) -> None:
+    """The caller's side after a group is written: the summary, the index, the events."""
+    for run_id, status in statuses:
+        s.summary.trained.append(run_id)
+        if status == "diverged":
+            s.summary.diverged.append(run_id)
+    store.write_index(s.path, config_json=s.cfg.to_json(), planned=s.plan, attrs=s.attrs)
+    for run_id, _ in statuses:
+        s.on_event(Event("run", run_id, run=store.run_summary(s.path, run_id)))
+
+
+def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:
+    tset = _training_set(s.cfg, s.ds, mode)
+    total = make_schedule(s.cfg, len(tset.x)).total_steps
     for group in _groups(indices, s.options):
         ids = ", ".join(f"{mode}-{k:03d}" for k in group)
         s.on_event(Event("group", f"{ids} ({len(tset.x)} examples)", total=total))
@@ -162,24 +211,50 @@ def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:
         def on_steps(step: int, _ids: str = ids) -> None:
             s.on_event(Event("steps", _ids, done=step, total=total))
 
-        records = train_group(
-            cfg,
-            s.ds,
-            tset,
-            group,
-            device=s.device,
-            batched=s.options.batched and len(group) > 1,
-            budget=s.options.memory_budget,
-            on_steps=on_steps,
+        records = _train_and_write(
+            s.cfg, s.ds, tset, group, s.path, s.options, s.device, on_steps
         )
-        for rec in records:
-            store.write_run(s.path, rec, loss_units=loss_units(rec.attrs["loss"]))
-            s.summary.trained.append(rec.run_id)
-            if rec.status == "diverged":
-                s.summary.diverged.append(rec.run_id)
-        store.write_index(s.path, config_json=cfg.to_json(), planned=s.plan, attrs=s.attrs)
-        for rec in records:
-            s.on_event(Event("run", rec.run_id, run=store.run_summary(s.path, rec.run_id)))
+        _record_group(s, [(rec.run_id, rec.status) for rec in records])
+
+
+@dataclass(frozen=True)
+class GroupTask:
+    """One group of runs for a worker: everything it needs to train and write them."""
+
+    cfg: ExperimentConfig
+    path: Path
+    mode: str
+    group: list[int]
+    options: RuntimeOptions
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_data(config_json: str, data_dir: Path | None, offline: bool) -> Dataset:
+    cfg = config_from_json(config_json)  # the key: a config's dataclasses need not hash
+    return load_dataset(cfg.data, data_dir=data_dir, offline=offline)  # once per worker
+
+
+def train_group_task(task: GroupTask) -> list[tuple[str, str]]:
+    """A worker's side: load the data, train one group, write its run files.
+
+    Returns [(run_id, status)]; status is "complete" or "diverged".
+    """
+    ds = _worker_data(task.cfg.to_json(), task.options.data_dir, task.options.offline)
+    tset = _training_set(task.cfg, ds, task.mode)
+    device = resolve_device(task.options.device)
+    records = _train_and_write(task.cfg, ds, tset, task.group, task.path, task.options, device)
+    return [(rec.run_id, rec.status) for rec in records]
+
+
+def _train_remote(s: _Session, todo: list[str], executor: Executor) -> None:
+    tasks = []
+    for mode in dict.fromkeys(r.rsplit("-", 1)[0] for r in todo):
+        indices = [int(r.rsplit("-", 1)[1]) for r in todo if r.startswith(mode + "-")]
+        for group in _groups(indices, s.options):
+            tasks.append(GroupTask(s.cfg, s.path.resolve(), mode, group, s.options))
+    s.on_event(Event("note", f"{len(tasks)} group(s) sent to {executor.name}"))
+    for _, statuses in executor.map_unordered(train_group_task, tasks):
+        _record_group(s, statuses)
 
 
 def _check_fingerprint(path: Path, ds: Dataset, index: dict | None) -> None:

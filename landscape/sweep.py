@@ -72,6 +72,18 @@ def parse_sweep(section: Any, where: str) -> Sweep:
     return Sweep(key, tuple(values), budgets)
 
 
+def slug(value: Any) -> str:
+    """A value as a label part without dots (claims address variants by dotted paths).
+
+    >>> slug(5000), slug(1.0), slug(0.5), slug(1e-4)
+    ('5000', '1', '0p5', '0p0001')
+    """
+    text = f"{value:g}" if isinstance(value, float) else str(value)
+    if "e" in text and isinstance(value, float):
+        text = f"{value:f}".rstrip("0")
+    return text.replace(".", "p").replace(" ", "")
+
+
 def _with(base: dict[str, Any], key: str, value: Any) -> dict[str, Any]:
     section, name = key.split(".")
     d = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
@@ -107,6 +119,6 @@ def variants(
                     cfg, train=dataclasses.replace(cfg.train, steps=reference_steps)
                 )
             per_epoch, steps = total_steps(cfg, n)
-            label = f"{name}-{value}-equal-{budget}"
+            label = f"{name}-{slug(value)}-equal-{budget}"
             out.append(Variant(label, value, budget, cfg, n, steps, steps / per_epoch))
     return out

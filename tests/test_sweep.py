@@ -43,8 +43,8 @@ def test_a_steps_only_sweep_keeps_the_base_steps():
     base = from_dict({**BASE, "train": {"mode": "normal", "steps": 30}})
     vs = variants(base, Sweep("optim.weight_decay", (1.0, 0.0), ("steps",)), rows)
     assert [(v.label, v.steps) for v in vs] == [
-        ("weight_decay-1.0-equal-steps", 30),
-        ("weight_decay-0.0-equal-steps", 30),
+        ("weight_decay-1-equal-steps", 30),
+        ("weight_decay-0-equal-steps", 30),
     ]
     with pytest.raises(ConfigError, match=r"budget 'epochs' needs train\.epochs"):
         variants(base, Sweep("optim.weight_decay", (1.0, 0.0), ("epochs",)), rows)
