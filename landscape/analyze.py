@@ -253,9 +253,7 @@ def analyze(
         astore.write_index(out, attrs=attrs)
         summary.computed.append(f"{task.measure}/{task.key}")
         on_event(
-            Event(
-                "run", f"{task.measure} {task.key}: {headline}", done=i + 1, total=len(todo)
-            )
+            Event("run", f"{task.measure} {task.key}: {headline}", done=i + 1, total=len(todo))
         )
     attrs["summary"] = json.dumps(summarize(out))
     astore.write_index(out, attrs=attrs)

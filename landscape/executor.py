@@ -91,9 +91,7 @@ def make_executor(
     if spec == "local":
         return InProcess()
     if spec not in ("dask", "slurm") and not spec.startswith(("tcp://", "tls://")):
-        raise ConfigError(
-            f"--executor {spec!r}: unknown executor; allowed: {', '.join(EXECUTORS)}"
-        )
+        raise ConfigError(f"--executor {spec!r}: unknown executor; allowed: {', '.join(EXECUTORS)}")
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -101,9 +99,7 @@ def make_executor(
     options = dict(cluster_options or {})
     if spec == "dask":
         n = workers or max(1, (os.cpu_count() or 1) // 2)
-        cluster = LocalCluster(
-            n_workers=n, threads_per_worker=1, dashboard_address=None, **options
-        )
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, dashboard_address=None, **options)
         return DaskExecutor(Client(cluster), cluster, f"dask (local cluster, {n} workers)")
     if spec == "slurm":
         return _slurm(workers, options)

@@ -211,9 +211,7 @@ def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:
         def on_steps(step: int, _ids: str = ids) -> None:
             s.on_event(Event("steps", _ids, done=step, total=total))
 
-        records = _train_and_write(
-            s.cfg, s.ds, tset, group, s.path, s.options, s.device, on_steps
-        )
+        records = _train_and_write(s.cfg, s.ds, tset, group, s.path, s.options, s.device, on_steps)
         _record_group(s, [(rec.run_id, rec.status) for rec in records])
 
 

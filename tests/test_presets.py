@@ -1,0 +1,60 @@
+"""Every CPU preset, end to end with `landscape run`, as a user runs it: each claim computed.
+
+CI runs the short presets; the longer ones are marked `slow` (`pytest -m slow` runs them:
+minutes to tens of minutes each on 2 cores). A preset's claims must all be computed (pass or
+fail, never "not computed"); where a claim's outcome is recorded in the README, the test
+holds it there, so a change that flips a reproduced finding is seen. Same seed, same numbers
+on a CPU: the outcomes are deterministic.
+"""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from cli.main import main
+
+# preset -> (needs ../shared/data, claims whose outcome the README records)
+PRESETS = {
+    "grokking-small": (
+        False,
+        {
+            "generalizes-late": "pass",
+            "generalizes": "pass",
+            "weight-norm-falls": "fail",
+            "no-grokking-without-decay": "pass",
+            "memorizes-without-decay": "pass",
+        },
+    ),
+    "ring-small": (False, {}),
+    "line": (False, {"near-ols": "pass", "not-threading": "pass"}),
+    "ring-sweep-small": (False, {}),
+    "merkulov-digits": (False, {}),
+    "merkulov-digits-wd": (False, {}),
+    "merkulov-mnist-mlp": (True, {}),
+    "merkulov-mnist-lenet": (True, {}),
+}
+SHORT = {"grokking-small", "ring-small"}  # a few minutes each on 2 cores
+
+
+def _params():
+    for name in PRESETS:
+        marks = () if name in SHORT else (pytest.mark.slow,)
+        yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", list(_params()))
+def test_preset_runs_and_computes_every_claim(name, tmp_path, request):
+    needs_data, expected = PRESETS[name]
+    args = ["run", name, "--store", tmp_path / f"{name}.h5", "-o", tmp_path / "report"]
+    if needs_data:
+        args += ["--data-dir", request.getfixturevalue("shared_data")]
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    page = tmp_path / "report" / "sweep.json"
+    summary = json.loads((page if page.exists() else tmp_path / "report" / "summary.json")
+                         .read_text())  # fmt: skip
+    status = {c["id"]: c["status"] for c in summary["claims"]}
+    assert status and "not computed" not in status.values(), summary["claims"]
+    for claim, outcome in expected.items():
+        assert status[claim] == outcome, (claim, summary["claims"])
