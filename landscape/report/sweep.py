@@ -36,12 +36,13 @@ PLOTTED: tuple[tuple[str, str], ...] = (
     ("final_train_loss", "final training loss"),
     ("final_test_acc", "final test accuracy"),
     ("test_over_train_steps_099", "steps to test 0.99 / to train 0.99"),
-    ("weight_norm_peak_over_final", "weight norm: peak / final"),
+    ("weight_norm_peak_over_final", "weight norm: peak / final"),  # grokking only (see ONLY)
     ("line_max_abs_vs_ols", "max |net − least squares|"),
     ("distance_l2", "L2 distance from init"),
     ("train_grad_norm", "gradient norm (clean train)"),
 )
 MAX_PANELS = 6
+ONLY = {"weight_norm_peak_over_final": "modular"}  # quantity -> the one dataset it speaks of
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,9 @@ def _group(q: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
 
 
 def _mean(e: SweepEntry, quantity: str) -> float | None:
+    dataset = e.summary.get("experiment", {}).get("dataset")
+    if quantity in ONLY and dataset != ONLY[quantity]:
+        return None
     g = _group(e.summary.get("quantities", {}).get(quantity))
     value = g.get("mean") if g else None
     return float(value) if isinstance(value, int | float) else None
@@ -277,9 +281,10 @@ def _variants_table(summary: Mapping[str, Any], entries: Sequence[SweepEntry]) -
         cells = "".join(f"<td class=num>{number(_mean(e, q))}</td>" for q, _ in shown)
         link = summary["variants"][e.label]["report"]
         rows.append(
-            f"<tr><td><a href='{esc(link)}'>{esc(e.label)}</a></td><td class=num>"
-            f"{esc(e.value)}</td><td>equal {esc(e.budget)}</td><td class=num>{e.train_size}"
-            f"</td><td class=num>{e.steps}</td><td class=num>{number(e.epochs)}</td>{cells}</tr>"
+            f"<tr><td style='white-space: nowrap'><a href='{esc(link)}'>{esc(e.label)}</a></td>"
+            f"<td class=num>{esc(e.value)}</td><td>equal {esc(e.budget)}</td>"
+            f"<td class=num>{e.train_size}</td><td class=num>{e.steps}</td>"
+            f"<td class=num>{number(e.epochs)}</td>{cells}</tr>"
         )
     return (
         f"<table><tr><th>variant (its report)</th><th>{esc(summary['key'])}</th><th>budget</th>"
