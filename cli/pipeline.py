@@ -95,7 +95,8 @@ def report(analysis_store: Path, output: Path | None, train_store: Path | None) 
 @click.option(
     "--store",
     type=click.Path(path_type=Path),
-    help="Train store [default: runs/PRESET.h5]; the analysis goes beside it (.analysis.h5).",
+    help="Train store [default: runs/PRESET.h5]; the analysis goes beside it (.analysis.h5). "
+    "A sweep's stores go in a folder of that name without .h5.",
 )
 @click.option("--runs", type=click.IntRange(1), help="Seeds per mode (scales a preset down).")
 @click.option(
@@ -103,7 +104,8 @@ def report(analysis_store: Path, output: Path | None, train_store: Path | None) 
     "assignments",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Override any experiment key, e.g. --set train.epochs=50 (repeatable).",
+    help="Override any preset key, e.g. --set train.epochs=50, --set analyze.grid=21 or "
+    "--set sweep.values=[2500,625] (repeatable).",
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @data_options

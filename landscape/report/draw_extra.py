@@ -101,15 +101,7 @@ def ring_figure(data: ReportData) -> Figure | None:
         label = f"{key}\n{int(n)} training pixels" if n is not None else key
         if "iou" in res:
             label += f"\nIoU {float(np.asarray(res['iou'])[-1]):.2f}"
-        rows.append(
-            RingPredictions(
-                label,
-                np.asarray(res["step"]),
-                np.asarray(res["output"]),
-                np.asarray(res["x"]),
-                np.asarray(res["y"]),
-            )
-        )
+        rows.append(RingPredictions.of(label, res))
     target = np.asarray(next(iter(results.values()))["target"])
     fig = plot_ring(rows, target)
     if len(results) > len(rows):

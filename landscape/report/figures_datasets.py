@@ -25,6 +25,14 @@ class RingPredictions:
     x: np.ndarray  # (W,)
     y: np.ndarray  # (H,) downwards, as image rows
 
+    @classmethod
+    def of(cls, label: str, result: Mapping[str, Any]) -> RingPredictions:
+        """From a stored `prediction` result's arrays."""
+        return cls(
+            label,
+            *(np.asarray(result[k]) for k in ("step", "output", "x", "y")),
+        )
+
 
 def checkpoint_indices(steps: np.ndarray, k: int) -> list[int]:
     """Up to k indices of steps spread evenly in log(step + 1), always the first and last."""
