@@ -13,6 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
+from landscape.config import preset_names
 
 # measured on digits, with and without weight decay: (b) fails, the rest hold
 MERKULOV_DIGITS = {
@@ -79,3 +80,49 @@ def test_preset_runs_and_computes_every_claim(name, tmp_path, request):
     assert status and "not computed" not in status.values(), summary["claims"]
     for claim, outcome in expected.items():
         assert status[claim] == outcome, (claim, summary["claims"])
+
+
+def _smoke_overrides(name):
+    """Settings that shrink a preset to seconds while keeping its model, loss and claims."""
+    from landscape.plan import resolve_plan
+
+    plan = resolve_plan(preset=name)
+    data = plan.experiment.data.name
+    sets = ["train.checkpoints=3", "train.log_points=4", 'analyze.measures=["distance"]']
+    sets.append("train.steps=5" if plan.experiment.train.steps else "train.epochs=1")
+    if data in ("mnist", "fashion-mnist", "cifar10", "digits"):
+        sets += ["data.subset=200", "data.test_subset=100"]
+    if data == "ring":
+        sets += ["data.ring_resolution=64", "data.ring_points=300", "data.ring_test_points=64"]
+        sets += ["analyze.prediction_resolution=16"]
+    if plan.sweep is not None and data == "ring":
+        sets.append("sweep.values=[300, 100]")
+    return [a for s in sets for a in ("--set", s)], data
+
+
+SMOKE_SLOW = {"merkulov-cifar10-resnet"}  # ~50 s even shrunk: JPEG decoding and BatchNorm
+
+
+def _smoke_params():
+    for name in preset_names():
+        if name not in PRESETS:
+            marks = (pytest.mark.slow,) if name in SMOKE_SLOW else ()
+            yield pytest.param(name, marks=marks, id=name)
+
+
+@pytest.mark.parametrize("name", list(_smoke_params()))
+def test_every_other_preset_runs_shrunk(name, tmp_path, request):
+    """The GPU-scale presets (and quick), shrunk to seconds: each trains, analyzes and
+    reports from a clean checkout, so a preset that no longer resolves or runs is caught."""
+    sets, data = _smoke_overrides(name)
+    args = ["run", name, "--runs", "1", "--store", tmp_path / "s.h5", "-o", tmp_path / "r", *sets]
+    if data in ("mnist", "fashion-mnist", "cifar10"):
+        shared = request.getfixturevalue("shared_data")
+        folder = {"mnist": "mnist", "fashion-mnist": "fashion-mnist", "cifar10": "cifar10_jpg"}
+        if not (shared / folder[data]).exists():
+            pytest.skip(f"{data} is not in {shared}")
+        args += ["--data-dir", shared]
+    res = CliRunner().invoke(main, [str(a) for a in args])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "r" / ("sweep.html" if "sweep" in name or "grokking" in name
+                              else "report.html")).exists()  # fmt: skip
