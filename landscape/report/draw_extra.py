@@ -101,7 +101,9 @@ def ring_figure(data: ReportData) -> Figure | None:
         label = f"{key}\n{int(n)} training pixels" if n is not None else key
         if "iou" in res:
             label += f"\nIoU {float(np.asarray(res['iou'])[-1]):.2f}"
-        rows.append(RingPredictions.of(label, res))
+        run = data.run_data.get(str(res["attrs"].get("run", key)))
+        per_epoch = run.attrs.get("steps_per_epoch") if run else None
+        rows.append(RingPredictions.of(label, res, float(per_epoch) if per_epoch else None))
     target = np.asarray(next(iter(results.values()))["target"])
     fig = plot_ring(rows, target)
     if len(results) > len(rows):

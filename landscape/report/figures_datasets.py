@@ -24,14 +24,21 @@ class RingPredictions:
     output: np.ndarray  # (n, H, W), the net's prediction; row 0 is the top of the image
     x: np.ndarray  # (W,)
     y: np.ndarray  # (H,) downwards, as image rows
+    steps_per_epoch: float | None = None  # titles in epochs, as the blog shows them
 
     @classmethod
-    def of(cls, label: str, result: Mapping[str, Any]) -> RingPredictions:
+    def of(
+        cls, label: str, result: Mapping[str, Any], steps_per_epoch: float | None = None
+    ) -> RingPredictions:
         """From a stored `prediction` result's arrays."""
-        return cls(
-            label,
-            *(np.asarray(result[k]) for k in ("step", "output", "x", "y")),
-        )
+        step, output, x, y = (np.asarray(result[k]) for k in ("step", "output", "x", "y"))
+        return cls(label, step, output, x, y, steps_per_epoch)
+
+    def title(self, i: int) -> str:
+        step = int(self.steps[i])
+        if not self.steps_per_epoch:
+            return f"step {step}"
+        return f"epoch {step / self.steps_per_epoch:.3g} (step {step})"
 
 
 def checkpoint_indices(steps: np.ndarray, k: int) -> list[int]:
@@ -66,7 +73,7 @@ def plot_ring(
                 vmax=hi,
                 interpolation="nearest",
             )
-            ax.set_title(f"step {int(run.steps[i])}", fontsize=9)
+            ax.set_title(run.title(i), fontsize=9)
         for ax in row[len(picks) : columns - 1]:
             ax.set_visible(False)
         row[-1].imshow(

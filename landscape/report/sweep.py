@@ -259,7 +259,7 @@ def ring_rows(loaded: Loaded) -> Figure | None:
             f"{e.value}, equal {e.budget}\n{e.steps} steps, {e.epochs:g} ep\n"
             f"{black} black px, IoU {float(np.asarray(res['iou'])[-1]):.2f}"
         )
-        rows.append(RingPredictions.of(label, res))
+        rows.append(RingPredictions.of(label, res, e.steps / e.epochs))
     if not rows or target is None:
         return None
     return plot_ring(rows, target)
