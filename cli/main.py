@@ -313,6 +313,12 @@ def train(
         preset=preset, config_file=config_file, overrides=_overrides(flags, assignments)
     )
     cfg = plan.experiment
+    if plan.sweep is not None:
+        click.echo(
+            f"note: preset {preset!r} sweeps {plan.sweep.key} over {list(plan.sweep.values)}; "
+            "`landscape train` trains its base config only; `landscape run` trains every variant",
+            err=True,
+        )
     if dry_run:
         click.echo(json.dumps(cfg.to_dict(), indent=2))
         click.echo("runs: " + " ".join(planned_runs(cfg)))
