@@ -141,7 +141,7 @@ def run(
     plan = resolve_plan(preset=preset, overrides=_overrides(flags, assignments))
     store = store or Path("runs") / f"{preset}.h5"
     out = output or Path("reports") / preset
-    commands = _commands(preset, store, _analysis_path(store), out, flags)
+    commands = _commands(preset, store, out, flags, assignments)
     with executor.open() as ex:
         ctx = _Context(device, data_dir, offline, _Progress(sys.stderr.isatty()), ex)
         if plan.sweep is not None:
@@ -237,19 +237,16 @@ def _run_sweep(plan: Plan, store: Path, out: Path, ctx: _Context, commands: dict
         description=plan.description,
         key=plan.sweep.key,
         claims=plan.claims,
-        commands={"run": commands["run"]},
+        commands=commands,
     )
     click.echo(f"wrote {out / 'sweep.html'} ({len(entries)} variants)")
     _echo_claims(result)
     return diverged
 
 
-def _commands(preset: str, store: Path, analysis: Path, out: Path, flags: dict) -> dict[str, str]:
+def _commands(preset: str, store: Path, out: Path, flags: dict, sets: tuple[str, ...]) -> dict:
+    """The one `landscape run` line that rebuilds it all; the report adds the step-by-step
+    commands from what the stores record (the exact config and analysis settings)."""
     q = shlex.quote
-    runs = f" --runs {flags['runs']}" if flags else ""
-    return {
-        "run": f"landscape run {q(preset)}{runs} --store {q(str(store))} -o {q(str(out))}",
-        "train": f"landscape train --preset {q(preset)}{runs} -o {q(str(store))}",
-        "analyze": f"landscape analyze {q(str(store))} -o {q(str(analysis))}",
-        "report": f"landscape report {q(str(analysis))} -o {q(str(out))}",
-    }
+    extra = (f" --runs {flags['runs']}" if flags else "") + "".join(f" --set {q(a)}" for a in sets)
+    return {"run": f"landscape run {q(preset)}{extra} --store {q(str(store))} -o {q(str(out))}"}

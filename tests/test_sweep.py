@@ -113,6 +113,8 @@ def test_run_a_tiny_ring_sweep_end_to_end(tmp_path):
     # claims about 5000/2500/625/312 pixels: variants this sweep did not train
     assert {c["status"] for c in sweep["claims"]} == {"not computed"}
     assert sweep["figures"] == ["sweep_quantities.png", "sweep_curves.png", "sweep_ring.png"]
+    # the reproduce line carries every override, quoted for a shell
+    assert "--set 'sweep.values=[300, 100]'" in sweep["commands"]["run"]
     html = (out / "sweep.html").read_text()
     assert "ring_points-100-equal-steps" in html and "://" not in html
     assert html.count("data:image/png;base64,") == 3
