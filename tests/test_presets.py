@@ -55,7 +55,7 @@ PRESETS = {
         True,
         {**MERKULOV_DIGITS, "b-near-critical": "pass", "d-sgd-restart-generalizes": "fail"},
     ),
-    "merkulov-mnist-lenet": (True, {}),
+    "merkulov-mnist-lenet": (True, {**MERKULOV_DIGITS, "d-sgd-restart-generalizes": "fail"}),
 }
 SHORT = {"ring-small"}  # under a minute on 2 cores; grokking-small takes 3 (slow)
 
