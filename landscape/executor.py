@@ -31,7 +31,7 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 EXECUTORS = ("local", "dask", "tcp://HOST:PORT", "slurm")
-INSTALL = "pip install 'landscape[distributed]' (distributed, and dask-jobqueue for Slurm)"
+INSTALL = "pip install 'landscape-lab[distributed]' (distributed, and dask-jobqueue for Slurm)"
 
 
 class Executor(Protocol):
