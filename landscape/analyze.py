@@ -244,7 +244,8 @@ def analyze(
             total=len(todo),
         )
     )
-    tasks = [ResultTask(Path(train_path), out, cfg, options, m, k, budget) for m, k in todo]
+    sha = attrs["train_store_sha256"]
+    tasks = [ResultTask(Path(train_path), sha, out, cfg, options, m, k, budget) for m, k in todo]
     if executor is not None and executor.remote:
         done = executor.map_unordered(compute_result_task, tasks)
     else:  # here, reusing the loaded experiment
@@ -265,6 +266,7 @@ class ResultTask:
     """One (measure, key) result for a worker: everything it needs to compute and write it."""
 
     train_path: Path
+    train_sha256: str  # a long-lived worker reloads a train store that changed since
     out: Path
     cfg: AnalysisConfig  # with --bn resolved
     options: AnalyzeOptions
@@ -282,7 +284,7 @@ def _compute_and_write(exp: Experiment, task: ResultTask) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _worker_experiment(path: Path, options: AnalyzeOptions) -> Experiment:
+def _worker_experiment(path: Path, sha256: str, options: AnalyzeOptions) -> Experiment:
     device = resolve_device(options.device)
     return Experiment(path, data_dir=options.data_dir, offline=options.offline, device=device)
 
@@ -290,7 +292,7 @@ def _worker_experiment(path: Path, options: AnalyzeOptions) -> Experiment:
 def compute_result_task(task: ResultTask) -> str:
     """A worker's side: load the stores once per process, compute and write one result."""
     _load_measures()
-    exp = _worker_experiment(task.train_path.resolve(), task.options)
+    exp = _worker_experiment(task.train_path.resolve(), task.train_sha256, task.options)
     return _compute_and_write(exp, task)
 
 
