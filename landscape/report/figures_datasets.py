@@ -63,28 +63,15 @@ def plot_ring(
     for row, run in zip(grid, runs, strict=True):
         picks = checkpoint_indices(np.asarray(run.steps), max_columns)
         extent = (float(run.x[0]), float(run.x[-1]), float(run.y[-1]), float(run.y[0]))
+        # prediction and truth on one gray scale and grid, so they compare pixel for pixel
+        shown = dict(origin="upper", extent=extent, cmap="gray", vmin=lo, vmax=hi,
+                     interpolation="nearest")  # fmt: skip
         for ax, i in zip(row, picks, strict=False):
-            image = ax.imshow(
-                run.output[i],
-                origin="upper",
-                extent=extent,
-                cmap="gray",
-                vmin=lo,
-                vmax=hi,
-                interpolation="nearest",
-            )
+            image = ax.imshow(run.output[i], **shown)
             ax.set_title(run.title(i), fontsize=9)
         for ax in row[len(picks) : columns - 1]:
             ax.set_visible(False)
-        row[-1].imshow(
-            target,
-            origin="upper",
-            extent=extent,
-            cmap="gray",
-            vmin=lo,
-            vmax=hi,
-            interpolation="nearest",
-        )
+        row[-1].imshow(target, **shown)
         row[-1].set_title("true image", fontsize=9)
         row[0].set_ylabel(run.label, fontsize=9)
         for ax in row:
