@@ -23,7 +23,6 @@ show that the threshold predates the result.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,18 +79,13 @@ def check_claim(claim: Any, where: str) -> dict[str, Any]:
 
 
 def _analysis_section(values: Any, where: str) -> dict[str, Any]:
+    """The [analyze] table, typed and checked now (before anything trains)."""
     from landscape.analyze import AnalysisConfig
 
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: [analyze] must be a table, found {values!r}")
-    known = {f.name for f in dataclasses.fields(AnalysisConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown [analyze] key(s) {unknown}; known: {', '.join(sorted(known))}"
-        )
-    # TOML arrays arrive as lists; the config's tuple fields want tuples
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    cfg = AnalysisConfig.from_values(values, where=where)
+    return {k: getattr(cfg, k) for k in values}
 
 
 def resolve_plan(

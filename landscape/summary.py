@@ -1,12 +1,15 @@
 """Per-seed numbers of an analysis store, aggregated per mode: mean, std, min, max, n.
 
-Every number is read from a stored result array (named in `SCALARS`), so the report can say
-how sure it is and trace it back.
+Every number is read from a stored result array or attribute, named by a `Scalar` of the
+measure's spec (recorded in the analysis store), so the report can say how sure it is and trace
+it back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,67 +18,77 @@ import numpy as np
 from landscape import analysis_store as astore
 
 
-def _barrier(r: dict) -> float:
-    return float(r["attrs"]["barrier_train_loss"])
+@dataclass(frozen=True)
+class Scalar:
+    """One number per result key that a measure adds to the summary, read from the result.
+
+    The value is `array` (at its first or last entry, its whole value, or its peak over its
+    last entry) or the attribute `attr`, divided by the attribute `per_attr` when given; a
+    result without them is "not applicable" (None). `keys` limits it to keys with that prefix.
+    `headline` puts it in the report's normal-vs-overfit table: "always", or "present" (only
+    where some result has it).
+    """
+
+    quantity: str
+    label: str
+    units: str
+    array: str = ""
+    attr: str = ""
+    at: str = "value"  # value | first | last | peak_over_last
+    per_attr: str = ""
+    keys: str = ""
+    headline: str = ""  # "" | always | present
+    key_name: str = "run"  # what a key is, for `where` (e.g. "recipe>.<run")
+
+    def applies(self, key: str) -> bool:
+        return key.startswith(self.keys)
+
+    def extract(self, result: dict[str, Any]) -> float | None:
+        """The scalar from a result read by `analysis_store.read_result`; None: not applicable."""
+        attrs = result.get("attrs", {})
+        if self.attr:
+            return float(attrs[self.attr]) if self.attr in attrs else None
+        if self.array not in result:
+            return None
+        a = np.asarray(result[self.array], dtype=np.float64)
+        value = {
+            "value": lambda: float(a.reshape(-1)[0]) if a.size == 1 else float("nan"),
+            "first": lambda: float(a.reshape(-1)[0]),
+            "last": lambda: float(a.reshape(-1)[-1]),
+            "peak_over_last": lambda: float(np.max(a) / a.reshape(-1)[-1]),
+        }[self.at]()
+        if not self.per_attr:
+            return value
+        divisor = attrs.get(self.per_attr)
+        return value / float(divisor) if divisor else None
+
+    def where(self, measure: str) -> str:
+        """Where the per-key number is read in the analysis store, e.g. distance/<run>/l2[-1]."""
+        index = {"value": "", "first": "[0]", "last": "[-1]", "peak_over_last": " peak / last"}
+        text = f"{measure}/<{self.key_name}>/" + (
+            f"attrs.{self.attr}" if self.attr else f"{self.array}{index[self.at]}"
+        )
+        return text + (f" / {self.per_attr}" if self.per_attr else "")
+
+    def to_json(self) -> dict[str, str]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Scalar:
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: str(v) for k, v in d.items() if k in known})
 
 
-def _every(key: str) -> bool:
-    return True
+def recorded_measures(out: Path) -> dict[str, dict[str, Any]]:
+    """The measure specs an analysis store recorded (name -> `MeasureSpec.describe()`), in
+    registry order; {} for a store written before they were recorded."""
+    raw = astore.read_index(out).get("measures")
+    return json.loads(raw) if raw else {}
 
 
-def _last(name: str) -> Callable[[dict], float | None]:
-    """The final entry of array `name`; None (not applicable) where the result has none."""
-    return lambda r: float(r[name][-1]) if name in r else None
-
-
-def _mse_over_ols(r: dict) -> float | None:
-    if "train_mse" not in r:
-        return None  # a ring result
-    return float(r["train_mse"][-1]) / float(r["attrs"]["ols_train_mse"])
-
-
-def _per_black(r: dict) -> float | None:
-    black = r["attrs"].get("black_train_points")
-    if "components" not in r or not black:
-        return None
-    return float(r["components"][-1]) / float(black)
-
-
-# quantity -> (measure, one scalar from a result, which result keys); keys are run ids, pair
-# keys or interpolation/restart keys
-SCALARS: dict[str, tuple[str, Callable[[dict], float | None], Callable[[str], bool]]] = {
-    "distance_l2": ("distance", lambda r: r["l2"][-1], _every),
-    "distance_frobenius_sum": ("distance", lambda r: r["frobenius_sum"][-1], _every),
-    "weight_norm_sum": ("distance", lambda r: r["weight_norm_sum"][-1], _every),
-    "train_grad_norm": ("gradient", lambda r: r["train_grad_norm"][-1], _every),
-    "test_grad_norm": ("gradient", lambda r: r["test_grad_norm"][-1], _every),
-    # grokking: the weight norm rises while memorizing and falls when the net generalizes
-    "weight_norm_peak_over_final": (
-        "distance",
-        lambda r: float(np.max(r["weight_norm_sum"]) / r["weight_norm_sum"][-1]),
-        _every,
-    ),
-    "hessian_top": ("hessian", lambda r: r["eigenvalues"][0], _every),
-    "hessian_trace": ("trace", lambda r: float(r["trace"]), _every),
-    "init_final_barrier": ("interpolation", _barrier, lambda k: k.startswith("init-final")),
-    "normal_overfit_barrier": ("interpolation", _barrier, lambda k: k.startswith("normal-")),
-    "normal_overfit_distance": ("pair_distance", lambda r: float(r["l2"]), _every),
-    "epsilon_sharpness": ("epsilon_sharpness", lambda r: float(r["sharpness"]), _every),
-    "perturbation_increase": ("perturbation", lambda r: r["increase_mean"][-1], _every),
-    "restart_test_acc": ("restart", lambda r: r["test_acc"][-1], _every),
-    "restart_distance_moved": ("restart", lambda r: r["dist_moved"][-1], _every),
-    "ring_iou": ("prediction", _last("iou"), _every),
-    "ring_components": ("prediction", _last("components"), _every),
-    "ring_image_mse": ("prediction", _last("image_mse"), _every),
-    # memorizing would draw one blob per black training pixel: blobs over that count
-    "ring_components_per_black_point": (
-        "prediction",
-        _per_black,
-        _every,
-    ),
-    "line_max_abs_vs_ols": ("prediction", _last("max_abs_vs_ols"), _every),
-    "line_train_mse_over_ols": ("prediction", _mse_over_ols, _every),
-}
+def scalars_of(measures: dict[str, dict[str, Any]]) -> list[tuple[str, Scalar]]:
+    """(measure, scalar) for every scalar the recorded specs declare, in registry order."""
+    return [(m, Scalar.from_json(s)) for m, spec in measures.items() for s in spec["scalars"]]
 
 
 def describe(values: list[float]) -> dict[str, float | int | None]:
@@ -84,17 +97,22 @@ def describe(values: list[float]) -> dict[str, float | int | None]:
     if a.size == 0:
         return {"mean": None, "std": None, "min": None, "max": None, "n": 0}
     std = float(a.std(ddof=1)) if a.size > 1 else 0.0
-    return {"mean": float(a.mean()), "std": std, "min": float(a.min()), "max": float(a.max()),
-            "n": int(a.size)}  # fmt: skip
+    return {
+        "mean": float(a.mean()),
+        "std": std,
+        "min": float(a.min()),
+        "max": float(a.max()),
+        "n": int(a.size),
+    }
 
 
-def _group(measure: str, key: str, attrs: dict) -> str:
-    """The group a result's scalar belongs to: its mode, recipe or 'pairs'."""
-    if measure == "restart":
+def _group(rule: str, key: str, attrs: dict) -> str:
+    """The group a result's scalar belongs to, by its spec's rule (see `MeasureSpec.group`)."""
+    if rule == "recipe":
         return f"overfit+{attrs['recipe']}"
-    if measure == "pair_distance":
+    if rule == "pairs":
         return "pairs"
-    if measure == "interpolation":
+    if rule == "path":
         kind, rest = key.split(".", 1)
         return rest.rsplit("-", 1)[0] if kind == "init-final" else "pairs"
     return key.rsplit("-", 1)[0]
@@ -103,21 +121,25 @@ def _group(measure: str, key: str, attrs: dict) -> str:
 def summarize(out: Path) -> dict[str, Any]:
     """{quantity: {group: describe(...) + {"diverged": count}}} over the analysis store.
 
-    A result that involves a diverged run is counted under "diverged" and left out of the
-    statistics (its point is the last finite checkpoint, not a trained end point).
+    The quantities are the scalars its recorded measure specs declare. A result that involves a
+    diverged run is counted under "diverged" and left out of the statistics (its point is the
+    last finite checkpoint, not a trained end point).
     """
+    measures = recorded_measures(out)
+    scalars = scalars_of(measures)
     values: dict[str, dict[str, list[float]]] = {}
     diverged: dict[str, dict[str, int]] = {}
     for measure, key in astore.completed(out):
-        quantities = [q for q, (m, _, when) in SCALARS.items() if m == measure and when(key)]
-        if not quantities:
+        wanted = [s for m, s in scalars if m == measure and s.applies(key)]
+        if not wanted:
             continue
         result = astore.read_result(out, measure, key)
-        group = _group(measure, key, result["attrs"])
-        for q in quantities:
-            value = SCALARS[q][1](result)
+        group = _group(measures[measure]["group"], key, result["attrs"])
+        for scalar in wanted:
+            value = scalar.extract(result)
             if value is None:
                 continue  # not applicable to this result (e.g. ring scores of a line)
+            q = scalar.quantity
             values.setdefault(q, {}).setdefault(group, [])
             count = diverged.setdefault(q, {}).setdefault(group, 0)
             if result["attrs"].get("diverged", False):
@@ -128,7 +150,7 @@ def summarize(out: Path) -> dict[str, Any]:
         q: {g: describe(v) | {"diverged": diverged[q][g]} for g, v in groups.items()}
         for q, groups in values.items()
     }
-    if equal := _equal_steps(out):
+    if "distance" in measures and (equal := _equal_steps(out)):
         summary["distance_l2_equal_steps"] = equal
     _add_ratios(summary)
     return summary

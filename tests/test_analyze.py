@@ -137,7 +137,7 @@ def test_surfaces_are_centred_on_the_trained_point(train_store, slices):
 
 
 def test_interrupted_surface_resumes_rows_and_equals_the_whole(train_store, tmp_path, monkeypatch):
-    from landscape import analysis_measures as am
+    from landscape.measures import surface2d as am
 
     cfg = AnalysisConfig(measures=("surface2d",), grid=9)
     whole = tmp_path / "whole.h5"

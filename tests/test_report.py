@@ -30,7 +30,8 @@ from tests.helpers import tiny_config
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (a dependency)")
 PIL = pytest.importorskip("PIL.Image")
 
-from landscape.report import MEASURES, build_report, load  # noqa: E402
+from landscape.analyze import measure_names  # noqa: E402
+from landscape.report import build_report, load  # noqa: E402
 from landscape.report.draw import draw_all  # noqa: E402
 from landscape.report.figures import plot_curves, plot_distributions  # noqa: E402
 from landscape.report.style import new_figure  # noqa: E402
@@ -39,7 +40,7 @@ from landscape.report.summary_json import strict  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 MISSING = "epsilon_sharpness"  # left out of the analysis: must show as "not computed"
 TINY = AnalysisConfig(
-    measures=tuple(m for m in MEASURES if m not in (MISSING, "prediction")),
+    measures=tuple(m for m in measure_names() if m not in (MISSING, "prediction")),
     grid=5,
     line_points=5,
     directions=2,
@@ -165,16 +166,23 @@ def test_summary_json_is_strict_with_stable_keys(report):
         "warnings",
     } <= set(summary)
     assert summary["schema"] == 1
-    assert list(summary["measures"]) == list(MEASURES)
+    # the measure table lists every registered measure, from the specs the analysis recorded
+    assert list(summary["measures"]) == measure_names()
     assert set(summary["commands"]) == {"train", "analyze", "report"}
 
 
-def test_measure_list_matches_the_registry():
-    from landscape.analyze import measure_names
+def test_headline_rows_come_from_the_specs(report):
+    from landscape.measures.registry import SPECS
 
-    assert set(measure_names()) <= set(MEASURES)
-    # the lead is adding `prediction`; every other listed measure must be registered
-    assert set(MEASURES) - set(measure_names()) <= {"prediction"}
+    out, _ = report
+    summary = json.loads((out / "summary.json").read_text())
+    rows = [r["quantity"] for r in summary["headline"] if not r["quantity"].startswith(
+        ("final_", "restart_test_acc."))]  # fmt: skip
+    always = [s.quantity for m in SPECS for s in m.scalars if s.headline == "always"]
+    assert rows[: len(always)] == always
+    by_quantity = {r["quantity"]: r for r in summary["headline"]}
+    assert by_quantity["distance_l2"]["source"] == "distance/<run>/l2[-1]"
+    assert by_quantity["hessian_top"]["source"] == "hessian/<run>/eigenvalues[0]"
 
 
 def test_every_figure_exists_and_decodes(report):
@@ -257,7 +265,9 @@ def test_a_train_store_alone_gives_the_training_figures(stores, tmp_path):
     train, _ = stores
     summary = build_report(train, tmp_path / "t")
     assert summary["figures"] == ["training_curves.png", "training_epochs.png"]
-    assert set(summary["measures"].values()) == {"not computed"}
+    # without an analysis store the report knows no measures (it never imports them)
+    assert summary["measures"] == {}
+    assert "No analysis yet" in (tmp_path / "t" / "report.html").read_text()
     assert summary["analysis_store"] is None
     assert not any(k.startswith(("distance", "hessian")) for k in summary["quantities"])
     assert "final_train_acc" in summary["quantities"]  # from the histories alone

@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 import torch
 
+from landscape.measures.common import all_runs, step_array, trajectory
+from landscape.measures.spec import L2, Context, MeasureSpec, Stored
 from landscape.params import Layout
+from landscape.summary import Scalar
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,73 @@ def pair_distance(a: torch.Tensor, b: torch.Tensor, layout: Layout) -> tuple[flo
     """(L2 distance, sum of per-tensor Frobenius distances) between two points (P,)."""
     change = (a.double() - b.double()).unsqueeze(0)
     return float(change.norm()), float(per_tensor_norms(change, layout).sum())
+
+
+# -- the measure -------------------------------------------------------------------------------
+
+
+def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
+    run = ctx.exp.run(run_id)
+    steps, points, _ = trajectory(ctx, run_id)
+    d = distance_from_init(run.init, points, ctx.exp.layout)
+    values = {
+        "step": steps,
+        "l2": d.l2,
+        "frobenius_sum": d.frobenius_sum,
+        "weight_norm_sum": d.weight_norm_sum,
+    }
+    return values, {"run": run_id, "mode": run.mode, "headline": f"l2 {float(d.l2[-1]):.3f}"}
+
+
+SPEC = MeasureSpec(
+    name="distance",
+    description="distances of the initial point and checkpoints from init",
+    needs="run (its initial point and checkpoints)",
+    keys=all_runs,
+    compute=_compute,
+    evaluates=False,
+    arrays=(
+        step_array(),
+        Stored("l2", "||theta - theta0||_2 over all parameters", L2, ("step",)),
+        Stored("frobenius_sum", "sum over tensors of ||theta_t - theta0_t||_F", L2, ("step",)),
+        Stored(
+            "weight_norm_sum",
+            "sum over tensors of ||theta_t||_F (Merkulov & Oseledets' figures; not a distance)",
+            L2,
+            ("step",),
+        ),
+    ),
+    scalars=(
+        Scalar(
+            "distance_l2",
+            "distance from init ‖θ − θ₀‖₂",
+            "L2 norm",
+            "l2",
+            at="last",
+            headline="always",
+        ),
+        Scalar(
+            "distance_frobenius_sum",
+            "sum of per-tensor distances from init",
+            "L2 norm",
+            "frobenius_sum",
+            at="last",
+        ),
+        Scalar(
+            "weight_norm_sum",
+            "sum of per-tensor weight norms",
+            "L2 norm",
+            "weight_norm_sum",
+            at="last",
+        ),
+        # grokking: the weight norm rises while memorizing and falls when the net generalizes
+        Scalar(
+            "weight_norm_peak_over_final",
+            "peak / final sum of weight norms",
+            "1",
+            "weight_norm_sum",
+            at="peak_over_last",
+        ),
+    ),
+    figures=("distance_per_seed", "distance_steps"),
+)

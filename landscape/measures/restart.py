@@ -9,12 +9,31 @@ point is never modified.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from landscape.errors import ConfigError
 from landscape.flat import Objective
+from landscape.measures.common import all_runs, line, line_arrays, objectives, step_array
+from landscape.measures.slices import default_alphas
+from landscape.measures.spec import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    ALPHA_POINTS,
+    L2,
+    LOSS_UNITS,
+    Context,
+    MeasureSpec,
+    Setting,
+    Stored,
+)
+from landscape.summary import Scalar
+
+if TYPE_CHECKING:
+    from landscape.measures.settings import AnalysisConfig
+    from landscape.runs import Experiment
 
 
 @dataclass(frozen=True)
@@ -110,20 +129,127 @@ def restart(
     logged = logs[logs <= step][: cols.shape[1]]
     train_loss, train_acc, test_loss, test_acc, grad_norm, dist_moved, dist_init = cols
     return RestartResult(
-        steps=logged, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
-        test_acc=test_acc, grad_norm=grad_norm, dist_moved=dist_moved, dist_init=dist_init,
-        end=theta.detach().cpu(), diverged_step=bad,
-    )  # fmt: skip
+        steps=logged,
+        train_loss=train_loss,
+        train_acc=train_acc,
+        test_loss=test_loss,
+        test_acc=test_acc,
+        grad_norm=grad_norm,
+        dist_moved=dist_moved,
+        dist_init=dist_init,
+        end=theta.detach().cpu(),
+        diverged_step=bad,
+    )
 
 
-def _log(train: Objective, test: Objective, theta: torch.Tensor, start: torch.Tensor,
-         init: torch.Tensor) -> list[float]:  # fmt: skip
+def _log(
+    train: Objective, test: Objective, theta: torch.Tensor, start: torch.Tensor, init: torch.Tensor
+) -> list[float]:
     point = theta.detach()
     tr = train.evaluate(point.unsqueeze(0))
     te = test.evaluate(point.unsqueeze(0))
     g = train.gradient(point).norm()
     cpu = point.cpu()
     return [
-        float(tr.loss[0]), float(tr.acc[0]), float(te.loss[0]), float(te.acc[0]), float(g),
-        float((cpu - start.cpu()).norm()), float((cpu - init.cpu()).norm()),
-    ]  # fmt: skip
+        float(tr.loss[0]),
+        float(tr.acc[0]),
+        float(te.loss[0]),
+        float(te.acc[0]),
+        float(g),
+        float((cpu - start.cpu()).norm()),
+        float((cpu - init.cpu()).norm()),
+    ]
+
+
+# -- the measure -------------------------------------------------------------------------------
+
+RECIPE_NAMES = Setting(
+    "recipes",
+    ("sgd", "adam-full"),
+    "restarts from every overfit point: the recipes to run",
+    "strs",
+    choices=tuple(RECIPES),
+)
+
+
+def restart_keys(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
+    """<recipe>.<overfit run> for every recipe and complete overfit run."""
+    overfit = [r for r in all_runs(exp, cfg) if exp.run(r).mode == "overfit"]
+    return [f"{name}.{r}" for name in cfg.recipes for r in overfit]
+
+
+def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
+    name, run_id = key.split(".", 1)
+    run, cfg = ctx.exp.run(run_id), ctx.cfg
+    objs = objectives(ctx, run.final_buffers)
+    r = restart(
+        objs["train"], objs["test"], run.final, run.init, recipe(name), generator=ctx.generator
+    )
+    values: dict = {
+        "step": r.steps,
+        "train_loss": r.train_loss,
+        "train_acc": r.train_acc,
+        "test_loss": r.test_loss,
+        "test_acc": r.test_acc,
+        "grad_norm": r.grad_norm,
+        "dist_moved": r.dist_moved,
+        "dist_init": r.dist_init,
+        "end_params": r.end,
+    }
+    alphas = default_alphas(cfg.alpha_points, cfg.alpha_min, cfg.alpha_max)
+    values["alpha"] = alphas
+    attrs = {
+        "run": run_id,
+        "recipe": name,
+        "recipe_settings": str(recipe(name)),
+        "diverged_step": r.diverged_step,
+    }
+    line(objs, run.final, r.end, alphas, "interp_", values, attrs)
+    attrs["headline"] = f"test acc {r.test_acc[0]:.3f} -> {r.test_acc[-1]:.3f}"
+    return values, attrs
+
+
+_DIMS = ("step",)
+SPEC = MeasureSpec(
+    name="restart",
+    description="train on the clean data from each overfit point (recipes sgd, adam-full): "
+    "accuracy, distance moved, end point",
+    needs="overfit run x recipe",
+    keys=restart_keys,
+    compute=_compute,
+    settings=(ALPHA_POINTS, ALPHA_MIN, ALPHA_MAX),
+    key_settings=(RECIPE_NAMES,),
+    group="recipe",
+    arrays=(
+        step_array("optimizer steps since the restart"),
+        Stored("train_loss", "clean training loss", LOSS_UNITS, _DIMS),
+        Stored("train_acc", "clean training accuracy", "fraction", _DIMS),
+        Stored("test_loss", "test loss", LOSS_UNITS, _DIMS),
+        Stored("test_acc", "test accuracy", "fraction", _DIMS),
+        Stored("grad_norm", "||grad of the clean training loss||_2", "L2 norm", _DIMS),
+        Stored("dist_moved", "distance from the overfit point", L2, _DIMS),
+        Stored("dist_init", "distance from the run's initial point", L2, _DIMS),
+        Stored("end_params", "parameters at the end of the restart (flat)", "1"),
+        Stored("alpha", "overfit point (0) -> restart end (1)", "1", ("alpha",)),
+        *line_arrays("interp_"),
+    ),
+    scalars=(
+        Scalar(
+            "restart_test_acc",
+            "test accuracy after restart",
+            "fraction",
+            "test_acc",
+            at="last",
+            key_name="recipe>.<run",
+        ),
+        Scalar(
+            "restart_distance_moved",
+            "distance moved by the restart",
+            "L2 norm",
+            "dist_moved",
+            at="last",
+            key_name="recipe>.<run",
+        ),
+    ),
+    figures=("restart",),
+)

@@ -6,11 +6,10 @@ else in landscape, and nothing here imports torch, the trainer, the models or th
 
 from landscape.report.build import build_report
 from landscape.report.claims import evaluate_claim, evaluate_claims, lookup
-from landscape.report.data import MEASURES, ReportData, load
+from landscape.report.data import ReportData, load
 from landscape.report.summary_json import SUMMARY_SCHEMA
 
 __all__ = [
-    "MEASURES",
     "SUMMARY_SCHEMA",
     "ReportData",
     "build_report",

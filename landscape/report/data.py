@@ -20,25 +20,6 @@ from landscape import store
 from landscape.errors import StoreError
 from landscape.summary import summarize
 
-# Every measure `landscape analyze` registers, in its order. Kept here (and checked against the
-# registry by a test) because importing the registry would import torch and the evaluator.
-MEASURES: tuple[str, ...] = (
-    "distance",
-    "pair_distance",
-    "gradient",
-    "interpolation",
-    "surface1d",
-    "surface2d",
-    "surface_pca",
-    "hessian",
-    "trace",
-    "restart",
-    "curvature_trajectory",
-    "epsilon_sharpness",
-    "perturbation",
-    "prediction",
-)
-
 # Flat parameter vectors stored with some results: large and never drawn.
 _SKIPPED_ARRAYS = frozenset({"direction_x", "direction_y", "end_params"})
 
@@ -76,6 +57,13 @@ class ReportData:
     @property
     def dataset(self) -> str:
         return str(self.config.get("data", {}).get("name", self.train_index.get("dataset", "")))
+
+    @property
+    def measures(self) -> dict[str, dict[str, Any]]:
+        """The measure specs the analysis recorded (name -> description, scalars, figures, ...),
+        in the order `landscape analyze` computes them; {} without an analysis store."""
+        raw = self.analysis_attrs.get("measures")
+        return json.loads(raw) if raw else {}
 
     def measure(self, name: str) -> dict[str, dict[str, Any]]:
         """Results of one measure by key; {} when not computed."""

@@ -111,6 +111,9 @@ def headline_table(rows: Sequence[Mapping[str, Any]]) -> str:
 
 def measures_table(summary: Mapping[str, Any], dataset: str) -> str:
     """The computed measures on one line; each missing one with the command that computes it."""
+    if not summary["measures"]:  # a train store alone: the analysis records which measures exist
+        command = esc(summary["commands"]["analyze"])
+        return f"<p>No analysis yet: <code>{command}</code> computes every measure.</p>"
     done = [m for m, status in summary["measures"].items() if status == "computed"]
     rows = []
     for name, command in summary["not_computed"].items():

@@ -19,66 +19,38 @@ import h5py
 import numpy as np
 
 from landscape._version import __version__
-from landscape.report.data import MEASURES, ReportData
-from landscape.summary import describe
+from landscape.report.data import ReportData
+from landscape.summary import Scalar, describe, scalars_of
 
 SUMMARY_SCHEMA = 1
 
-# (quantity in `quantities`, label, units, where the per-seed number is read in the store)
-HEADLINE: tuple[tuple[str, str, str, str], ...] = (
-    ("distance_l2", "distance from init ‖θ − θ₀‖₂", "L2 norm", "distance/<run>/l2[-1]"),
-    (
-        "train_grad_norm",
-        "gradient norm, clean train loss",
-        "L2 norm",
-        "gradient/<run>/train_grad_norm[-1]",
-    ),
-    ("hessian_top", "top Hessian eigenvalue", "loss / parameter²", "hessian/<run>/eigenvalues[0]"),
-    ("hessian_trace", "Hessian trace (Hutchinson)", "loss / parameter²", "trace/<run>/trace"),
-    (
-        "epsilon_sharpness",
-        "ε-sharpness (Keskar et al.)",
-        "percent",
-        "epsilon_sharpness/<run>/sharpness",
-    ),
-)
+# derived by the summary across results (not one result's scalar): shown where present
+EQUAL_STEPS = {
+    "quantity": "distance_l2_equal_steps",
+    "label": "distance from init at equal steps (overfit at the normal run's step count)",
+    "units": "L2 norm",
+    "source": "distance/<run>/l2 interpolated",
+}
 
 
-# shown only where the store has them (later analyses, ring and line datasets)
-OPTIONAL: tuple[tuple[str, str, str, str], ...] = (
-    (
-        "distance_l2_equal_steps",
-        "distance from init at equal steps (overfit at the normal run's step count)",
-        "L2 norm",
-        "distance/<run>/l2 interpolated",
-    ),
-    ("ring_iou", "ring: IoU of the predicted black region", "1", "prediction/<run>/iou[-1]"),
-    (
-        "ring_components",
-        "ring: connected black components",
-        "count",
-        "prediction/<run>/components[-1]",
-    ),
-    (
-        "ring_components_per_black_point",
-        "ring: black components per black training pixel (memorizing: about 1)",
-        "1",
-        "prediction/<run>/components[-1] / black_train_points",
-    ),
-    ("ring_image_mse", "ring: MSE over the whole image", "1", "prediction/<run>/image_mse[-1]"),
-    (
-        "line_max_abs_vs_ols",
-        "line: max over x of |net − least squares|",
-        "1",
-        "prediction/<run>/max_abs_vs_ols[-1]",
-    ),
-    (
-        "line_train_mse_over_ols",
-        "line: training MSE / least-squares MSE",
-        "1",
-        "prediction/<run>/train_mse[-1]",
-    ),
-)
+def headline_quantities(data: ReportData) -> list[dict[str, str]]:
+    """The headline table's measure rows, from the scalars the recorded specs declare: those
+    marked "always" (shown even when not computed), then the ones shown where present."""
+    scalars = scalars_of(data.measures)
+
+    def row(measure: str, s: Scalar) -> dict[str, str]:
+        return {
+            "quantity": s.quantity,
+            "label": s.label,
+            "units": s.units,
+            "source": s.where(measure),
+        }
+
+    rows = [row(m, s) for m, s in scalars if s.headline == "always"]
+    if EQUAL_STEPS["quantity"] in data.quantities:
+        rows.append(EQUAL_STEPS)
+    present = [(m, s) for m, s in scalars if s.headline == "present"]
+    return rows + [row(m, s) for m, s in present if s.quantity in data.quantities]
 
 
 def strict(value: Any) -> Any:
@@ -169,8 +141,9 @@ def final_quantities(data: ReportData) -> dict[str, Any]:
         row = _run_row(data, name, "")
         groups = {m: row[m] for m in ("normal", "overfit") if row[m]}
         if groups:
-            out[f"final_{name}"] = groups | {"ratio_overfit_over_normal": row[
-                "ratio_overfit_over_normal"]}  # fmt: skip
+            out[f"final_{name}"] = groups | {
+                "ratio_overfit_over_normal": row["ratio_overfit_over_normal"]
+            }
     return out
 
 
@@ -192,10 +165,11 @@ def history_quantities(data: ReportData) -> dict[str, Any]:
         if not runs:
             continue
         cross = {
-            split: [first_step(r.history["step"], r.history[f"{split}_acc"], CROSSING)
-                    for r in runs]
+            split: [
+                first_step(r.history["step"], r.history[f"{split}_acc"], CROSSING) for r in runs
+            ]
             for split in ("train", "test")
-        }  # fmt: skip
+        }
         pairs = zip(cross["train"], cross["test"], strict=True)
         ratios = [t / max(a, 1.0) for a, t in pairs if a is not None and t is not None]
         for name, values in (
@@ -228,19 +202,14 @@ def headline(data: ReportData) -> list[dict[str, Any]]:
         _run_row(data, "test_loss", "final loss, test set", _loss_units(data)),
     ]
     rows = [r for r in rows if r["normal"] or r["overfit"]]  # e.g. no accuracy for regression
-    for quantity, label, units, source in HEADLINE + OPTIONAL:
-        groups = data.quantities.get(quantity, {})
-        if not groups and (quantity, label, units, source) in OPTIONAL:
-            continue
+    for row in headline_quantities(data):
+        groups = data.quantities.get(row["quantity"], {})
         rows.append(
-            {
-                "quantity": quantity,
-                "label": label,
-                "units": units,
+            row
+            | {
                 "normal": groups.get("normal"),
                 "overfit": groups.get("overfit"),
                 "ratio_overfit_over_normal": groups.get("ratio_overfit_over_normal"),
-                "source": source,
             }
         )
     rows += _restart_rows(data)
@@ -310,7 +279,7 @@ def _restart_stats(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure_status(data: ReportData) -> dict[str, str]:
-    return {m: "computed" if data.measure(m) else "not computed" for m in MEASURES}
+    return {m: "computed" if data.measure(m) else "not computed" for m in data.measures}
 
 
 def commands(data: ReportData, report_dir: Path) -> dict[str, str]:
@@ -326,17 +295,15 @@ def commands(data: ReportData, report_dir: Path) -> dict[str, str]:
 
 
 def _analyze_command(data: ReportData, train: str, analysis: str) -> str:
+    """`landscape analyze` with every setting the analysis recorded, as flags."""
     cfg = json.loads(data.analysis_attrs.get("config", "{}"))
-    flags = [
-        ("--runs", cfg.get("runs")),
-        ("--grid", cfg.get("grid")),
-        ("--span", cfg.get("span")),
-        ("--directions", cfg.get("directions")),
-        ("--top-k", cfg.get("top_k")),
-        ("--trace-samples", cfg.get("trace_samples")),
-        ("--seed", cfg.get("seed")),
-        ("--only", ",".join(cfg.get("measures") or ()) or None),
-    ]
+    flags = []
+    for name, value in cfg.items():
+        if name == "measures":
+            flags.append(("--only", ",".join(value) or None))
+        elif value is not None:
+            text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
+            flags.append(("--" + name.replace("_", "-"), text))
     text = " ".join(f"{flag} {_q(str(v))}" for flag, v in flags if v is not None)
     return f"landscape analyze {_q(train)} -o {_q(analysis)}" + (f" {text}" if text else "")
 

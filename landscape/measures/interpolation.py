@@ -1,0 +1,83 @@
+"""Loss and accuracy on the straight line between two stored points, with the barrier height.
+
+Keys: `init-final.<run>` (Goodfellow et al.'s path from the initial point to the final one) and
+`normal-overfit.<k>` (between the two final points of seed k). The pure functions are
+`slices.interpolate` and `slices.barrier_height`.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from landscape.measures.common import all_runs, line, line_arrays, objectives, seed_pairs
+from landscape.measures.slices import default_alphas
+from landscape.measures.spec import (
+    ALPHA_MAX,
+    ALPHA_MIN,
+    ALPHA_POINTS,
+    Context,
+    MeasureSpec,
+    Stored,
+)
+from landscape.summary import Scalar
+
+
+def interpolation_keys(exp, cfg) -> list[str]:  # type: ignore[no-untyped-def]
+    """init-final.<run> for every run, normal-overfit.<k> for every seed pair."""
+    keys = [f"init-final.{r}" for r in all_runs(exp, cfg)]
+    return keys + [f"normal-overfit.{p.rsplit('-', 1)[1]}" for p in seed_pairs(exp, cfg)]
+
+
+def _endpoints(ctx: Context, key: str) -> tuple[torch.Tensor, torch.Tensor, str, str, torch.Tensor]:
+    kind, rest = key.split(".", 1)
+    if kind == "init-final":
+        run = ctx.exp.run(rest)
+        return run.init, run.final, f"{rest} init", f"{rest} final", run.final_buffers
+    normal, overfit = ctx.exp.run(f"normal-{rest}"), ctx.exp.run(f"overfit-{rest}")
+    return normal.final, overfit.final, normal.run_id, overfit.run_id, normal.final_buffers
+
+
+def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
+    a, b, name_a, name_b, buffers = _endpoints(ctx, key)
+    cfg = ctx.cfg
+    alphas = default_alphas(cfg.alpha_points, cfg.alpha_min, cfg.alpha_max)
+    values: dict = {"alpha": alphas}
+    attrs: dict = {"a": name_a, "b": name_b}
+    line(objectives(ctx, buffers), a, b, alphas, "", values, attrs)
+    attrs["headline"] = f"train barrier {attrs['barrier_train_loss']:.3g}"
+    return values, attrs
+
+
+SPEC = MeasureSpec(
+    name="interpolation",
+    description="loss and accuracy on the line between two points (init -> final, normal <-> "
+    "overfit), with the barrier height",
+    needs="path (init -> final of a run; normal <-> overfit final points of a seed)",
+    keys=interpolation_keys,
+    compute=_compute,
+    settings=(ALPHA_POINTS, ALPHA_MIN, ALPHA_MAX),
+    group="path",
+    arrays=(
+        Stored("alpha", "theta(alpha) = (1 - alpha) a + alpha b", "1", ("alpha",)),
+        *line_arrays(),
+    ),
+    scalars=(
+        Scalar(
+            "init_final_barrier",
+            "init → final: train-loss barrier",
+            "loss units",
+            attr="barrier_train_loss",
+            keys="init-final",
+            key_name="init-final.<run",
+        ),
+        Scalar(
+            "normal_overfit_barrier",
+            "normal ↔ overfit: train-loss barrier",
+            "loss units",
+            attr="barrier_train_loss",
+            keys="normal-",
+            key_name="normal-overfit.<k",
+        ),
+    ),
+    figures=("interpolation_init_final", "interpolation_normal_overfit"),
+)

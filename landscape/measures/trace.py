@@ -1,0 +1,57 @@
+"""The Hessian trace of the clean training loss at a final point (Hutchinson), with its
+standard error. The kernel is `curvature.hessian_trace`."""
+
+from __future__ import annotations
+
+from landscape.measures.common import all_runs
+from landscape.measures.curvature import hessian_trace
+from landscape.measures.hessian import final_hvp
+from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
+from landscape.summary import Scalar
+
+TRACE_SAMPLES = Setting(
+    "trace_samples",
+    100,
+    "Hessian trace: Hutchinson samples",
+    "int",
+    "an integer >= 2",
+    lambda v: v >= 2,
+    maximum=1_000_000,
+)
+
+
+def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
+    hvp, size = final_hvp(ctx, run_id)
+    r = hessian_trace(hvp, size, generator=ctx.generator, n_samples=ctx.cfg.trace_samples)
+    values = {"trace": r.trace, "std_error": r.std_error, "samples": r.samples}
+    attrs = {
+        "run": run_id,
+        "n_products": r.n_products,
+        "headline": f"trace {r.trace:.4g} +- {r.std_error:.2g}",
+    }
+    return values, attrs
+
+
+SPEC = MeasureSpec(
+    name="trace",
+    description="Hessian trace at the final point (Hutchinson) with its standard error",
+    needs="run (its final point)",
+    keys=all_runs,
+    compute=_compute,
+    settings=(TRACE_SAMPLES,),
+    arrays=(
+        Stored("trace", "Hutchinson estimate of tr(H), clean training loss", CURV),
+        Stored("std_error", "standard error of the trace estimate", CURV),
+        Stored("samples", "v^T H v for each Rademacher vector v", CURV),
+    ),
+    scalars=(
+        Scalar(
+            "hessian_trace",
+            "Hessian trace (Hutchinson)",
+            "loss / parameter²",
+            "trace",
+            headline="always",
+        ),
+    ),
+    figures=("hessian",),
+)
