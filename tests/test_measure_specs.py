@@ -53,8 +53,9 @@ def test_every_setting_is_reachable_by_set_and_shown_by_dry_run(name, tmp_path):
     toml = "[" + ",".join(map(repr, value)) + "]" if isinstance(value, list) else text
     runner = CliRunner()
     by_set = runner.invoke(main, ["analyze", "x.h5", f"--set=analyze.{name}={toml}", "--dry-run"])
-    by_flag = runner.invoke(main, ["analyze", "x.h5", f"--{name.replace('_', '-')}", text,
-                                   "--dry-run"])  # fmt: skip
+    by_flag = runner.invoke(
+        main, ["analyze", "x.h5", f"--{name.replace('_', '-')}", text, "--dry-run"]
+    )
     assert by_set.exit_code == 0, by_set.output
     assert by_set.output == by_flag.output
     assert by_set.output != runner.invoke(main, ["analyze", "x.h5", "--dry-run"]).output
@@ -88,9 +89,9 @@ def test_bad_values_are_refused_with_the_value_shown(name, bad):
 
 
 def test_a_preset_analyze_value_is_checked_before_anything_trains():
-    with pytest.raises(ConfigError, match="'grid'.*found 'abc'"):
+    with pytest.raises(ConfigError, match=r"'grid'.*found 'abc'"):
         resolve_plan(preset="quick", overrides={"analyze": {"grid": "abc"}})
-    with pytest.raises(ConfigError, match="unknown \\[analyze\\] key"):
+    with pytest.raises(ConfigError, match=r"unknown \[analyze\] key"):
         resolve_plan(preset="quick", overrides={"analyze": {"gird": 21}})
 
 
