@@ -16,6 +16,7 @@ from landscape.measures.spec import MeasureSpec
 # package re-exports some pure functions under the same names as their measure's module).
 MEASURES = (
     "distance",
+    "weight_norm",
     "pair_distance",
     "gradient",
     "interpolation",
