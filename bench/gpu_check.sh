@@ -69,11 +69,14 @@ if [[ $MODE == cuda ]]; then
     DEADLINE_S=${GPU_CHECK_DEADLINE_S:-465}
     INSTALL=(python3 -m pip install --no-deps --no-build-isolation -e .)
     PEAK_SIZE=8192
-    TESTS=(python3 -m pytest -q -p no:cacheprovider -m "device and not slow" tests)
+    TESTS=(python3 -m pytest -q -p no:cacheprovider -m "device and not slow" --durations=10)
+    # 4 workers share the GPU where pytest-xdist is installed (the image lists it)
+    python3 -c "import xdist" 2>/dev/null && TESTS+=(-n 4)
+    TESTS+=(tests)
     SEEDS=(--cases d --ks 1,8,32,64 --seconds 3 --repeats 3)
     SURFACE=(--case mnist --grids 21,51 --repeats 3 --methods batched,batched-plane,loop)
     PAPER=()
-    CAPS=(install=90 env=45 tests=100 train_seeds=100 surface=70 paper=300)
+    CAPS=(install=90 env=45 tests=120 train_seeds=90 surface=60 paper=300)
 else
     DEVICE=cpu
     DEADLINE_S=${GPU_CHECK_DEADLINE_S:-170}

@@ -41,11 +41,12 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def device() -> Iterator[torch.device]:
     """The device under test: `$LANDSCAPE_TEST_DEVICE` (default cpu).
 
-    On CUDA, TF32 is switched off for matmuls and cuDNN convolutions while the test runs, so
+    Session-scoped, so module fixtures can build their data on it. On CUDA, TF32 is switched
+    off for matmuls and cuDNN convolutions from the first such test to the session's end, so
     a float32 result differs from the CPU's only by the order of summation and the tests keep
     their CPU tolerances (rtol 1e-3 to 1e-5 after training). TF32 rounds each product's inputs
     to 10 mantissa bits (relative error ~5e-4 per matmul), which would fail equality tests
