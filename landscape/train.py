@@ -35,6 +35,7 @@ from landscape.config import ExperimentConfig, OptimConfig, total_steps
 from landscape.data import Dataset, TrainingSet
 from landscape.errors import ConfigError
 from landscape.models import build_model, init_parameters
+from landscape.orders import EpochOrders
 
 MODES = ("normal", "overfit")
 
@@ -293,21 +294,24 @@ def _run_loop(
     report_every = max(1, sched.total_steps // 200)
     step = 0
     loop.record(0)
-    while step < sched.total_steps:
-        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
-        for b in range(sched.steps_per_epoch):
-            if step >= sched.total_steps:
-                break
-            loop.step(step, perms[:, b * sched.batch_size : (b + 1) * sched.batch_size], opt)
-            step += 1
-            if step in ck_set:
-                loop.checkpoint(step)
-            if step in log_set:
-                loop.record(step)
-                if loop.all_diverged():
-                    return step
-            if step % report_every == 0:
-                on_steps(step)
+    epochs = -(-sched.total_steps // sched.steps_per_epoch)
+    # on CUDA the next epoch's orders are drawn while this one trains (landscape.orders)
+    with EpochOrders(gens, n, device, epochs) as orders:
+        while step < sched.total_steps:
+            perms = orders.next()
+            for b in range(sched.steps_per_epoch):
+                if step >= sched.total_steps:
+                    break
+                loop.step(step, perms[:, b * sched.batch_size : (b + 1) * sched.batch_size], opt)
+                step += 1
+                if step in ck_set:
+                    loop.checkpoint(step)
+                if step in log_set:
+                    loop.record(step)
+                    if loop.all_diverged():
+                        return step
+                if step % report_every == 0:
+                    on_steps(step)
     return step
 
 
