@@ -33,7 +33,7 @@ from landscape.measures.settings import BN_CHOICES, AnalysisConfig
 from landscape.measures.spec import Context
 from landscape.runs import Experiment, file_checksum
 from landscape.summary import summarize
-from landscape.train import Event, loss_name, loss_units, resolve_device
+from landscape.train import Event, cuda_free_bytes, loss_name, loss_units, resolve_device
 
 __all__ = ["BN_CHOICES", "AnalysisConfig", "AnalyzeOptions", "analyze", "measure_names"]
 
@@ -60,7 +60,9 @@ def default_budget(device: torch.device) -> int:
     """Activation memory for one evaluation chunk: half the free GPU memory, or a tenth of the
     machine's RAM capped at 2 GiB on a CPU (beyond that, bigger chunks stop paying)."""
     if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0] * 0.5)
+        # cuda_free_bytes counts torch's cached, unused blocks as free: after training in the
+        # same process (`landscape run`) the driver alone reports them taken
+        return int(cuda_free_bytes(device) * 0.5)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return int(min(ram * 0.1, 2 * 2**30))
 

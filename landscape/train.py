@@ -35,6 +35,7 @@ from landscape.config import ExperimentConfig, OptimConfig, total_steps
 from landscape.data import Dataset, TrainingSet
 from landscape.errors import ConfigError
 from landscape.models import build_model, init_parameters
+from landscape.orders import EpochOrders
 
 MODES = ("normal", "overfit")
 
@@ -48,7 +49,8 @@ class RuntimeOptions:
     group_size: int = 0  # most runs trained together; 0: all runs of a mode
     data_dir: Path | None = None  # where datasets are looked for; None: $LANDSCAPE_DATA or ./data
     offline: bool = False  # never download
-    memory_budget: int = 512 * 2**20  # bytes of activations per evaluation chunk
+    # bytes of activations per evaluation chunk; None: train_budget(device)
+    memory_budget: int | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,28 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
     return device
+
+
+CPU_TRAIN_BUDGET = 512 * 2**20  # bytes; the trainer's evaluation chunks on a CPU
+CUDA_TRAIN_BUDGET_CAP = 8 * 2**30  # bytes; larger chunks stop paying on a GPU
+
+
+def cuda_free_bytes(device: torch.device) -> int:
+    """Bytes torch can still allocate on a CUDA device: what the driver reports free plus
+    what torch's caching allocator holds unused (the driver counts those as taken, so after
+    a training phase in the same process `mem_get_info` alone would understate it)."""
+    free = torch.cuda.mem_get_info(device)[0]
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+def train_budget(device: torch.device) -> int:
+    """Activation bytes per chunk of the trainer's history evaluations (full train and test
+    sets at every logged step): 512 MiB on a CPU; on CUDA a quarter of the free memory, at
+    most 8 GiB, since 512 MiB cut the full MNIST into ~500 chunks per evaluation for 200
+    stacked runs, each a few small kernels (the steps' own memory is not counted in it)."""
+    if device.type != "cuda":
+        return CPU_TRAIN_BUDGET
+    return max(CPU_TRAIN_BUDGET, min(cuda_free_bytes(device) // 4, CUDA_TRAIN_BUDGET_CAP))
 
 
 def make_schedule(cfg: ExperimentConfig, n_train: int) -> Schedule:
@@ -270,21 +294,24 @@ def _run_loop(
     report_every = max(1, sched.total_steps // 200)
     step = 0
     loop.record(0)
-    while step < sched.total_steps:
-        perms = torch.stack([torch.randperm(n, generator=g) for g in gens]).to(device)
-        for b in range(sched.steps_per_epoch):
-            if step >= sched.total_steps:
-                break
-            loop.step(step, perms[:, b * sched.batch_size : (b + 1) * sched.batch_size], opt)
-            step += 1
-            if step in ck_set:
-                loop.checkpoint(step)
-            if step in log_set:
-                loop.record(step)
-                if loop.all_diverged():
-                    return step
-            if step % report_every == 0:
-                on_steps(step)
+    epochs = -(-sched.total_steps // sched.steps_per_epoch)
+    # on CUDA the next epoch's orders are drawn while this one trains (landscape.orders)
+    with EpochOrders(gens, n, device, epochs) as orders:
+        while step < sched.total_steps:
+            perms = orders.next()
+            for b in range(sched.steps_per_epoch):
+                if step >= sched.total_steps:
+                    break
+                loop.step(step, perms[:, b * sched.batch_size : (b + 1) * sched.batch_size], opt)
+                step += 1
+                if step in ck_set:
+                    loop.checkpoint(step)
+                if step in log_set:
+                    loop.record(step)
+                    if loop.all_diverged():
+                        return step
+                if step % report_every == 0:
+                    on_steps(step)
     return step
 
 
@@ -364,12 +391,16 @@ def train_group(
     *,
     device: torch.device,
     batched: bool,
-    budget: int,
+    budget: int | None = None,
     on_steps: Callable[[int], None] = lambda s: None,
 ) -> list[store.RunRecord]:
-    """Train runs `indices` of `tset.mode` together (batched) or the single run (loop)."""
+    """Train runs `indices` of `tset.mode` together (batched) or the single run (loop).
+
+    `budget`: activation bytes per evaluation chunk; None: `train_budget(device)`.
+    """
     if not batched and len(indices) != 1:
         raise ConfigError(f"the per-seed loop trains one run at a time, got {len(indices)}")
+    budget = budget or train_budget(device)
     sched = make_schedule(cfg, len(tset.x))
     started = time.perf_counter()
     engine = _engine(_initial_modules(cfg, ds, indices), cfg, ds, batched, device)

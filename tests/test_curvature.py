@@ -1,5 +1,7 @@
 """Oracle tests of the curvature measures: explicit matrices, least squares, a small MLP."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -142,22 +144,25 @@ def test_dense_matrix_from_products(matrix):
     assert torch.allclose(hessian_matrix(lambda v: matrix @ v, P), matrix, atol=1e-12)
 
 
-def least_squares(n: int = 60, d: int = 12) -> tuple[Objective, torch.Tensor, np.ndarray]:
-    """MSE of a bias-free linear model: H = 2/n X^T X, with X built to a chosen spectrum."""
+def least_squares(
+    n: int = 60, d: int = 12, device: torch.device | str = "cpu"
+) -> tuple[Objective, torch.Tensor, np.ndarray]:
+    """MSE of a bias-free linear model: H = 2/n X^T X, with X built to a chosen spectrum.
+
+    Data and model on `device`; theta on the CPU (the products run on the objective's)."""
     u = random_rotation(n, seed=2)[:, :d]  # orthonormal columns
     lam = torch.tensor([9.0, 7.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0, 0.5, 0.3, 0.2, 0.1])
     x = u @ torch.diag((n * lam.double() / 2).sqrt()) @ random_rotation(d, seed=3).T
     y = torch.randn(n, 1, generator=gen(4), dtype=torch.float64)
-    obj = Objective(
-        FlatModel(nn.Linear(d, 1, bias=False).double()), x, y, loss="mse", classification=False
-    )
+    model = FlatModel(nn.Linear(d, 1, bias=False).double().to(device))
+    obj = Objective(model, x.to(device), y.to(device), loss="mse", classification=False)
     theta = torch.randn(d, generator=gen(5), dtype=torch.float64)
     closed_form = np.linalg.eigvalsh(2 / n * (x.T @ x).numpy())[::-1]
     return obj, theta, closed_form
 
 
-def test_least_squares_hessian_matches_the_closed_form():
-    obj, theta, exact = least_squares()
+def test_least_squares_hessian_matches_the_closed_form(device):
+    obj, theta, exact = least_squares(device=device)
     size = theta.numel()
     hvp = obj.hvp_operator(theta)
     r = top_eigenvalues(hvp, size, k=5, generator=gen())
@@ -170,22 +175,23 @@ def test_least_squares_hessian_matches_the_closed_form():
 
 
 @pytest.fixture(scope="module")
-def small_mlp() -> tuple[Objective, torch.Tensor, torch.Tensor]:
+def small_mlp(device) -> tuple[Objective, torch.Tensor, torch.Tensor]:
     """MLP 64-40-10 (3,010 parameters) on 200 digits after 30 gradient steps, and the exact
-    spectrum (descending) of its Hessian from a float64 jacrev(grad) that bypasses flat.py."""
+    spectrum (descending) of its Hessian from a float64 jacrev(grad) that bypasses flat.py
+    (on the CPU; the objective and theta live on the device under test)."""
     ds = load_dataset(DataConfig(subset=200))
     x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
     model = nn.Sequential(nn.Flatten(), nn.Linear(64, 40), nn.ReLU(), nn.Linear(40, 10))
-    flat = FlatModel(model)
-    theta = flat.layout.flatten(dict(model.named_parameters())).clone()
-    obj = Objective(flat, x, y, loss="cross_entropy", classification=True)
+    flat = FlatModel(copy.deepcopy(model).to(device))
+    theta = flat.layout.flatten(dict(model.named_parameters())).clone().to(device)
+    obj = Objective(flat, x.to(device), y.to(device), loss="cross_entropy", classification=True)
     for _ in range(30):  # a few steps off the initialization, toward a realistic point
         theta = theta - 0.5 * obj.gradient(theta)
 
     def loss(t: torch.Tensor) -> torch.Tensor:
         return cross_entropy(functional_call(model, flat.layout.unflatten(t), (x.double(),)), y)
 
-    dense = jacrev(grad(loss))(theta.double())
+    dense = jacrev(grad(loss))(theta.double().cpu())
     return obj, theta, torch.linalg.eigvalsh((dense + dense.T) / 2).flip(0)
 
 

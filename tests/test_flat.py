@@ -8,14 +8,15 @@ from landscape.flat import FlatModel, Objective
 
 
 @pytest.fixture
-def least_squares():
+def least_squares(device):
+    """Model and data on the device under test; xa, the closed form's design matrix, too."""
     g = torch.Generator().manual_seed(0)
     n, d = 64, 5
-    x = torch.randn(n, d, generator=g, dtype=torch.float64)
-    y = torch.randn(n, 1, generator=g, dtype=torch.float64)
-    model = FlatModel(nn.Linear(d, 1).double())
-    xa = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], dim=1)  # weight, then bias
-    return model, x, y, xa
+    x = torch.randn(n, d, generator=g, dtype=torch.float64).to(device)
+    y = torch.randn(n, 1, generator=g, dtype=torch.float64).to(device)
+    model = FlatModel(nn.Linear(d, 1).double().to(device))
+    xa = torch.cat([x, torch.ones(n, 1, dtype=torch.float64, device=device)], dim=1)
+    return model, x, y, xa  # xa: weight columns, then the bias column
 
 
 def objective(model, x, y, budget):
@@ -26,12 +27,12 @@ def objective(model, x, y, budget):
 def test_loss_gradient_hessian_are_exact(least_squares, budget):
     model, x, y, xa = least_squares
     obj = objective(model, x, y, budget)
-    theta = torch.linspace(-1, 1, 6, dtype=torch.float64)
-    r = xa @ theta - y[:, 0]
+    theta = torch.linspace(-1, 1, 6, dtype=torch.float64)  # on the CPU: the objective moves it
+    r = xa @ theta.to(x.device) - y[:, 0]
     torch.testing.assert_close(obj.value(theta), (r**2).mean())
     torch.testing.assert_close(obj.gradient(theta), 2 / len(x) * xa.T @ r)
     hessian = 2 / len(x) * xa.T @ xa
-    v = torch.arange(6, dtype=torch.float64)
+    v = torch.arange(6, dtype=torch.float64, device=x.device)
     torch.testing.assert_close(obj.hvp_operator(theta)(v), hessian @ v)
 
 
@@ -50,16 +51,16 @@ def test_stack_evaluation_matches_single_points_and_keeps_inputs(least_squares):
     stacked = obj.evaluate(thetas).loss
     single = torch.stack([obj.value(t) for t in thetas])
     torch.testing.assert_close(stacked, single)
-    assert torch.equal(thetas, before)
+    assert torch.equal(thetas, before) and stacked.device == x.device
     assert torch.isnan(obj.evaluate(thetas).acc).all()  # regression has no accuracy
 
 
-def test_classification_accuracy_and_template_untouched():
-    template = nn.Linear(2, 3)
+def test_classification_accuracy_and_template_untouched(device):
+    template = nn.Linear(2, 3).to(device)
     own = [p.detach().clone() for p in template.parameters()]
     model = FlatModel(template)
-    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
-    y = torch.tensor([0, 2])
+    x = torch.tensor([[1.0, 0.0], [0.0, 1.0]], device=device)
+    y = torch.tensor([0, 2], device=device)
     obj = Objective(model, x, y, loss="cross_entropy", classification=True)
     theta = torch.tensor([5.0, 0, 0, 0, 0, 5.0, 0, 0, 0])  # W[0,0] = W[2,1] = 5: x0 -> 0, x1 -> 2
     assert obj.evaluate(theta.unsqueeze(0)).acc.item() == 1.0

@@ -48,14 +48,16 @@ def _arrays(out, measure):
 
 
 @pytest.mark.parametrize("measure", measure_names())
-def test_measure_invariants(request, tmp_path, measure):
+def test_measure_invariants(request, tmp_path, measure, device):
     store = request.getfixturevalue("line_store" if measure in NEEDS_REGRESSION else "store")
     before = file_checksum(store)
     cfg = AnalysisConfig(measures=(measure,), **SMALL)
     a, b, c = tmp_path / "a.h5", tmp_path / "b.h5", tmp_path / "c.h5"
-    analyze(store, a, cfg)
-    analyze(store, b, cfg)
-    analyze(store, c, cfg, options=AnalyzeOptions(memory_budget=64 * 2**10))  # tiny chunks
+    on = AnalyzeOptions(device=str(device))  # the stored points are read on the CPU
+    analyze(store, a, cfg, options=on)
+    analyze(store, b, cfg, options=on)
+    tiny = AnalyzeOptions(device=str(device), memory_budget=64 * 2**10)  # tiny chunks
+    analyze(store, c, cfg, options=tiny)
     assert file_checksum(store) == before
     ra, rb, rc = _arrays(a, measure), _arrays(b, measure), _arrays(c, measure)
     assert ra, f"{measure} computed nothing on the tiny store"

@@ -25,18 +25,19 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
-def regression(x, y):
-    """Objective, least-squares minimum theta* (P,) and exact Hessian (P, P) of MSE on (x, y)."""
+def regression(x, y, device="cpu"):
+    """Objective, least-squares minimum theta* (P,) and exact Hessian (P, P) of MSE on (x, y).
+
+    The objective evaluates on `device`; theta* and the Hessian stay on the CPU."""
     n, d = x.shape
-    objective = Objective(
-        FlatModel(nn.Linear(d, 1).double()), x, y, loss="mse", classification=False
-    )
+    model = FlatModel(nn.Linear(d, 1).double().to(device))
+    objective = Objective(model, x.to(device), y.to(device), loss="mse", classification=False)
     xa = torch.cat([x, torch.ones(n, 1, dtype=F64)], dim=1)  # weight, then bias
     theta = torch.linalg.lstsq(xa, y).solution[:, 0]
     return objective, theta, 2 / n * xa.T @ xa
 
 
-def diagonal_design(seed=0, n=64):
+def diagonal_design(seed=0, n=64, device="cpu"):
     """Orthogonal centred columns of distinct scales plus 1% noise: H is nearly diagonal, so
     every vertex of the box is within 0.5% of the maximum (off-diagonal mass ~0.3% of trace)."""
     g = gen(seed)
@@ -44,16 +45,16 @@ def diagonal_design(seed=0, n=64):
     x = x - x.mean(dim=0)  # orthogonal to the bias column
     q, _ = torch.linalg.qr(x)
     x = q * n**0.5 * torch.tensor([3.0, 2.0, 1.5, 1.0, 0.5], dtype=F64) + 0.01 * x
-    return regression(x, torch.randn(n, 1, generator=g, dtype=F64))
+    return regression(x, torch.randn(n, 1, generator=g, dtype=F64), device)
 
 
-def coupled_design(seed=0, n=64):
+def coupled_design(seed=0, n=64, device="cpu"):
     """Columns dominated by one shared factor: the worst vertex is worth 1.5% of the best."""
     g = gen(seed)
     x = 0.3 * torch.randn(n, 5, generator=g, dtype=F64)
     z = torch.randn(n, 1, generator=g, dtype=F64)
     x = x + z @ torch.tensor([[2.0, -1.0, 1.5, 0.5, -3.0]], dtype=F64)
-    return regression(x, torch.randn(n, 1, generator=g, dtype=F64))
+    return regression(x, torch.randn(n, 1, generator=g, dtype=F64), device)
 
 
 def box_maximum(objective, theta, hessian, epsilon):
@@ -68,8 +69,8 @@ def box_maximum(objective, theta, hessian, epsilon):
 
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_epsilon_sharpness_reaches_the_box_maximum_of_a_quadratic(method, seed):
-    objective, theta, hessian = diagonal_design(seed)
+def test_epsilon_sharpness_reaches_the_box_maximum_of_a_quadratic(method, seed, device):
+    objective, theta, hessian = diagonal_design(seed, device=device)
     exact = box_maximum(objective, theta, hessian, 1e-3)
     r = epsilon_sharpness(objective, theta, epsilon=1e-3, method=method, generator=gen(seed))
     assert r.finite and r.method == method and r.epsilon == 1e-3
@@ -134,8 +135,8 @@ def test_epsilon_sharpness_grows_as_epsilon_squared_on_a_quadratic():
 
 
 @pytest.mark.parametrize("method", METHODS)
-def test_epsilon_sharpness_same_seed_same_result_theta_unchanged(method):
-    objective, theta, _ = coupled_design()
+def test_epsilon_sharpness_same_seed_same_result_theta_unchanged(method, device):
+    objective, theta, _ = coupled_design(device=device)
     before = theta.clone()
     a, b = (
         epsilon_sharpness(objective, theta, method=method, max_iter=5, generator=gen(3))
@@ -156,8 +157,8 @@ def test_epsilon_sharpness_nonfinite_base_is_reported_not_hidden():
     assert not r.finite and math.isnan(r.sharpness) and math.isnan(r.base_loss)
 
 
-def test_perturbation_increase_is_the_quadratic_form_and_scales_as_r_squared():
-    objective, theta, hessian = coupled_design()
+def test_perturbation_increase_is_the_quadratic_form_and_scales_as_r_squared(device):
+    objective, theta, hessian = coupled_design(device=device)
     layout = objective.model.layout
     radii = [0.1, 0.25, 0.5]
     r = perturbation_sharpness(
@@ -175,8 +176,8 @@ def test_perturbation_increase_is_the_quadratic_form_and_scales_as_r_squared():
     assert torch.isnan(r.acc_drop).all()  # regression has no accuracy
 
 
-def test_perturbation_same_seed_same_result_theta_unchanged():
-    objective, theta, _ = diagonal_design()
+def test_perturbation_same_seed_same_result_theta_unchanged(device):
+    objective, theta, _ = diagonal_design(device=device)
     before = theta.clone()
     a, b = (
         perturbation_sharpness(

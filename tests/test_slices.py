@@ -19,33 +19,41 @@ from landscape.measures.slices import (
 )
 
 
-def regression() -> tuple[Objective, torch.Tensor]:
-    """MSE of y = x w + b on 30 points (float64): L(theta) is an exact quadratic."""
+def regression(device: torch.device | str = "cpu") -> tuple[Objective, torch.Tensor]:
+    """MSE of y = x w + b on 30 points (float64): L(theta) is an exact quadratic.
+
+    The data and model live on `device`, theta on the CPU (as a stored run's points do when
+    `landscape analyze` evaluates them on a GPU)."""
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(30, 3, dtype=torch.float64, generator=gen)
     y = x @ torch.tensor([[1.0], [-2.0], [0.5]], dtype=torch.float64) + 0.3
-    model = FlatModel(nn.Linear(3, 1).double())
-    objective = Objective(model, x, y, loss="mse", classification=False)
+    model = FlatModel(nn.Linear(3, 1).double().to(device))
+    objective = Objective(model, x.to(device), y.to(device), loss="mse", classification=False)
     return objective, torch.randn(model.size, dtype=torch.float64, generator=gen)
 
 
 def residuals(objective: Objective, theta: torch.Tensor) -> torch.Tensor:
-    """x w + b - y (30,) for theta = [w (3,), b]; the quadratic's building block."""
-    return (objective.x @ theta[:3] + theta[3] - objective.y[:, 0]).double()
+    """x w + b - y (30,) for theta = [w (3,), b] on the CPU; the quadratic's building block."""
+    x, y = objective.x.cpu(), objective.y.cpu()
+    return (x @ theta[:3] + theta[3] - y[:, 0]).double()
 
 
 def parabola(objective: Objective, theta: torch.Tensor, d: torch.Tensor, t: torch.Tensor):
-    """Closed form L(theta + t d) = mean(r^2) + 2 t mean(r s) + t^2 mean(s^2)."""
+    """Closed form L(theta + t d) = mean(r^2) + 2 t mean(r s) + t^2 mean(s^2), on the CPU."""
     r = residuals(objective, theta)
-    s = objective.x @ d[:3] + d[3]
+    s = objective.x.cpu() @ d[:3] + d[3]
     return (r**2).mean() + 2 * t * (r * s).mean() + t**2 * (s**2).mean()
 
 
-def classifier() -> tuple[Objective, torch.Tensor]:
+def classifier(device: torch.device | str = "cpu") -> tuple[Objective, torch.Tensor]:
+    """A small MLP classifier with data on `device`; theta on the CPU."""
     gen = torch.Generator().manual_seed(1)
     x = torch.randn(40, 4, generator=gen)
-    model = FlatModel(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)))
-    objective = Objective(model, x, (x[:, 0] > 0).long(), loss="cross_entropy", classification=True)
+    model = FlatModel(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3)).to(device))
+    y = (x[:, 0] > 0).long()
+    objective = Objective(
+        model, x.to(device), y.to(device), loss="cross_entropy", classification=True
+    )
     return objective, torch.randn(model.size, generator=gen)
 
 
@@ -88,23 +96,24 @@ def test_default_alphas_hold_zero_and_one_exactly():
         default_alphas(41, lo=0.0, hi=0.5)
 
 
-def test_surface_1d_on_a_quadratic_is_the_closed_form_parabola():
-    objective, theta = regression()
+def test_surface_1d_on_a_quadratic_is_the_closed_form_parabola(device):
+    objective, theta = regression(device)
     d = torch.randn(theta.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     coords = grid_coordinates(11, 1.5)
     line = surface_1d(objective, theta, d, coords)
-    torch.testing.assert_close(line.loss, parabola(objective, theta, d, coords))
+    assert line.loss.device == objective.x.device
+    torch.testing.assert_close(line.loss.cpu(), parabola(objective, theta, d, coords))
     assert torch.equal(line.xcoordinates, coords) and line.acc.isnan().all()
 
 
-def test_interpolation_endpoints_equal_evaluate_and_inputs_stay():
-    objective, a = regression()
+def test_interpolation_endpoints_equal_evaluate_and_inputs_stay(device):
+    objective, a = regression(device)
     b = a + 1.0
     before = (a.clone(), b.clone())
     path = interpolate(objective, a, b, default_alphas(7, lo=-0.25, hi=1.25))
     ends = objective.evaluate(torch.stack([a, b])).loss
     torch.testing.assert_close(path.loss[[1, 5]], ends, rtol=1e-12, atol=0)
-    torch.testing.assert_close(path.loss, parabola(objective, a, b - a, path.xcoordinates))
+    torch.testing.assert_close(path.loss.cpu(), parabola(objective, a, b - a, path.xcoordinates))
     assert torch.equal(a, before[0]) and torch.equal(b, before[1])
 
 
@@ -150,21 +159,21 @@ def test_barrier_shows_nan_and_needs_both_endpoints():
         barrier_height(torch.tensor([0.0, 0.5, 0.99]), torch.zeros(3))
 
 
-def test_surface_2d_on_a_quadratic_matches_the_closed_form():
-    objective, theta = regression()
+def test_surface_2d_on_a_quadratic_matches_the_closed_form(device):
+    objective, theta = regression(device)
     gen = torch.Generator().manual_seed(3)
     d1, d2 = (torch.randn(theta.shape, dtype=torch.float64, generator=gen) for _ in range(2))
     xs, ys = grid_coordinates(5, 1.0), grid_coordinates(7, 0.5)
     surface = surface_2d(objective, theta, d1, d2, xs, ys)
     r = residuals(objective, theta)
-    s1, s2 = (objective.x @ d[:3] + d[3] for d in (d1, d2))
+    s1, s2 = (objective.x.cpu() @ d[:3] + d[3] for d in (d1, d2))
     residual = r + xs[:, None, None] * s1 + ys[None, :, None] * s2  # (nx, ny, 30)
-    torch.testing.assert_close(surface.loss, (residual**2).mean(dim=2))
+    torch.testing.assert_close(surface.loss.cpu(), (residual**2).mean(dim=2))
     assert surface.loss.shape == (5, 7) and torch.equal(surface.rows, torch.arange(5))
 
 
-def test_surface_2d_in_two_halves_equals_the_whole():
-    objective, theta = classifier()
+def test_surface_2d_in_two_halves_equals_the_whole(device):
+    objective, theta = classifier(device)
     gen = torch.Generator().manual_seed(4)
     d1, d2 = (torch.randn(theta.shape, generator=gen) for _ in range(2))
     xs, ys = grid_coordinates(7, 1.0), grid_coordinates(5, 1.0)
@@ -177,8 +186,8 @@ def test_surface_2d_in_two_halves_equals_the_whole():
     assert ((whole.acc >= 0) & (whole.acc <= 1)).all() and whole.loss.shape == (7, 5)
 
 
-def test_centre_of_the_surface_is_theta():
-    objective, theta = classifier()
+def test_centre_of_the_surface_is_theta(device):
+    objective, theta = classifier(device)
     gen = torch.Generator().manual_seed(5)
     d1, d2 = (torch.randn(theta.shape, generator=gen) for _ in range(2))
     before = theta.clone()

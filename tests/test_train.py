@@ -17,12 +17,13 @@ def setup():
     return cfg, ds, build_training_set(ds, "overfit", seed=0)
 
 
-def test_batched_and_loop_give_the_same_runs(setup):
+def test_batched_and_loop_give_the_same_runs(setup, device):
     cfg, ds, tset = setup
-    cpu = torch.device("cpu")
-    batched = train_group(cfg, ds, tset, [0, 1, 2], device=cpu, batched=True, budget=2**26)
+    batched = train_group(cfg, ds, tset, [0, 1, 2], device=device, batched=True, budget=2**26)
     for rec in batched:
-        (loop,) = train_group(cfg, ds, tset, [rec.index], device=cpu, batched=False, budget=2**26)
+        (loop,) = train_group(
+            cfg, ds, tset, [rec.index], device=device, batched=False, budget=2**26
+        )
         np.testing.assert_array_equal(rec.init_params, loop.init_params)
         np.testing.assert_allclose(rec.final_params, loop.final_params, rtol=1e-4, atol=1e-5)
         for key in ("train_loss", "test_acc", "grad_norm", "dist_init"):
@@ -71,7 +72,7 @@ def test_normal_and_overfit_share_init_and_same_seed_same_numbers(tmp_path):
     )
 
 
-def test_a_diverging_run_is_marked_and_the_others_go_on(setup, monkeypatch):
+def test_a_diverging_run_is_marked_and_the_others_go_on(setup, monkeypatch, device):
     cfg, ds, tset = setup
     real = trainmod._initial_modules
 
@@ -82,9 +83,7 @@ def test_a_diverging_run_is_marked_and_the_others_go_on(setup, monkeypatch):
         return modules
 
     monkeypatch.setattr(trainmod, "_initial_modules", poisoned)
-    recs = train_group(
-        cfg, ds, tset, [0, 1, 2], device=torch.device("cpu"), batched=True, budget=2**26
-    )
+    recs = train_group(cfg, ds, tset, [0, 1, 2], device=device, batched=True, budget=2**26)
     assert [r.status for r in recs] == ["complete", "diverged", "complete"]
     assert recs[1].diverged_step == 0 and recs[0].diverged_step == -1
     assert recs[1].final_step == 0 and len(recs[1].checkpoint_steps) == 0
@@ -94,7 +93,7 @@ def test_a_diverging_run_is_marked_and_the_others_go_on(setup, monkeypatch):
     )
 
 
-def test_every_run_diverging_stops_early(setup, monkeypatch):
+def test_every_run_diverging_stops_early(setup, monkeypatch, device):
     cfg, ds, tset = setup
     real = trainmod._initial_modules
 
@@ -106,15 +105,13 @@ def test_every_run_diverging_stops_early(setup, monkeypatch):
         return modules
 
     monkeypatch.setattr(trainmod, "_initial_modules", poisoned)
-    recs = train_group(
-        cfg, ds, tset, [0, 1], device=torch.device("cpu"), batched=True, budget=2**26
-    )
+    recs = train_group(cfg, ds, tset, [0, 1], device=device, batched=True, budget=2**26)
     total = make_schedule(cfg, len(tset.x)).total_steps
     assert all(r.status == "diverged" and r.diverged_step == 0 for r in recs)
     assert recs[0].history["step"][-1] < total  # stopped at the first log step, not the last
 
 
-def test_batchnorm_resnet_trains_batched():
+def test_batchnorm_resnet_trains_batched(device):
     cfg = tiny_config(epochs=1).__class__(
         data=tiny_config().data,
         model=tiny_config().model.__class__(name="resnet"),
@@ -123,14 +120,10 @@ def test_batchnorm_resnet_trains_batched():
     )
     ds = load_dataset(cfg.data)
     tset = build_training_set(ds, "normal")
-    recs = train_group(
-        cfg, ds, tset, [0, 1], device=torch.device("cpu"), batched=True, budget=2**26
-    )
+    recs = train_group(cfg, ds, tset, [0, 1], device=device, batched=True, budget=2**26)
     assert recs[0].final_buffers.size > 0
     assert not np.allclose(recs[0].final_buffers, recs[1].final_buffers)  # per-run statistics
-    (loop,) = train_group(
-        cfg, ds, tset, [1], device=torch.device("cpu"), batched=False, budget=2**26
-    )
+    (loop,) = train_group(cfg, ds, tset, [1], device=device, batched=False, budget=2**26)
     np.testing.assert_allclose(recs[1].final_buffers, loop.final_buffers, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(recs[1].final_params, loop.final_params, rtol=1e-3, atol=1e-4)
 
