@@ -8,7 +8,8 @@ Layout (plain h5py reads it; every array has `long_name` and `units`)::
       attrs                           measure, key, parameters (JSON), seed, seconds, versions
       /xcoordinates /ycoordinates     dimension scales
       /train_loss (nx, ny) ...        Li et al.'s names, so their plotting scripts read them
-    quick.analysis.d/.parts/...       rows of a surface in flight (.npz, no pickle)
+    quick.analysis.d/.parts/...       rows of a surface in flight (.npz, no pickle) and
+                                      stamp.json: what they depend on (see Parts)
 
 A result file is written under a temporary name and renamed when complete; the index is
 rewritten the same way. A kill loses at most the result in flight (a surface: its rows in
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -156,34 +158,97 @@ def read_result(index_path: Path, measure: str, key: str) -> dict[str, Any]:
     return out
 
 
-def save_part(index_path: Path, measure: str, key: str, part: str, **arrays: np.ndarray) -> None:
-    """Keep one piece (e.g. a row) of a result in flight, atomically, as a plain .npz."""
-    folder = parts_dir(index_path, measure, key)
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{part}.tmp{os.getpid()}.npz"
-    # numeric arrays only: allow_pickle=False refuses object arrays on save as on load
-    np.savez(tmp, allow_pickle=False, **arrays)  # type: ignore[arg-type]
-    os.replace(tmp, folder / f"{part}.npz")
+PARTS_STAMP = "stamp.json"
 
 
-def load_parts(index_path: Path, measure: str, key: str) -> dict[str, dict[str, np.ndarray]]:
-    """The pieces kept so far (never unpickled: allow_pickle=False)."""
-    folder = parts_dir(index_path, measure, key)
-    out = {}
-    for p in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
-        if p.name.startswith("."):
-            continue
-        with np.load(p, allow_pickle=False) as z:
-            out[p.stem] = {k: z[k] for k in z.files}
-    return out
+@dataclass(frozen=True)
+class Parts:
+    """The pieces (e.g. rows) of one result in flight, kept so a killed run resumes them.
 
+    `stamp` is everything the result depends on (measure, key, parameters, the train store's
+    checksum); pieces kept under another stamp are never reused: they are discarded and the
+    result starts afresh, so a resumed surface cannot mix two spans, seeds or grids.
+    """
 
-def clear_parts(index_path: Path, measure: str, key: str) -> None:
-    folder = parts_dir(index_path, measure, key)
-    for p in folder.glob("*") if folder.is_dir() else ():
-        p.unlink(missing_ok=True)
-    if folder.is_dir():
+    index_path: Path
+    measure: str
+    key: str
+    stamp: dict[str, Any]
+
+    @property
+    def folder(self) -> Path:
+        return parts_dir(self.index_path, self.measure, self.key)
+
+    def reconcile(self) -> str | None:
+        """Discard pieces kept under another stamp; return a note saying so, else None."""
+        folder = self.folder
+        if not folder.is_dir():
+            return None
+        found = _read_stamp(folder / PARTS_STAMP)
+        if found == self.stamp:
+            return None
+        self.clear()
+        what = "no readable stamp" if found is None else _stamp_difference(found, self.stamp)
+        return (
+            f"{self.measure} {self.key}: discarded the partial result of an interrupted run "
+            f"({what}); computing it afresh"
+        )
+
+    def save(self, part: str, **arrays: np.ndarray) -> None:
+        """Keep one piece atomically, as a plain .npz (numeric arrays only, never pickled)."""
+        folder = self.folder
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / PARTS_STAMP).is_file():
+            _write_atomic(folder / PARTS_STAMP, json.dumps(self.stamp, sort_keys=True).encode())
+        tmp = folder / f".{part}.tmp{os.getpid()}.npz"
+        np.savez(tmp, allow_pickle=False, **arrays)  # type: ignore[arg-type]
+        os.replace(tmp, folder / f"{part}.npz")
+
+    def load(self) -> dict[str, dict[str, np.ndarray]]:
+        """The pieces kept under this stamp; an unreadable piece counts as not computed."""
+        self.reconcile()
+        folder = self.folder
+        out = {}
+        for p in sorted(folder.glob("*.npz")) if folder.is_dir() else ():
+            if p.name.startswith(".") or not p.is_file() or p.is_symlink():
+                continue
+            try:
+                with np.load(p, allow_pickle=False) as z:
+                    out[p.stem] = {k: z[k] for k in z.files}
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+                p.unlink(missing_ok=True)  # a torn piece: recompute it
+        return out
+
+    def clear(self) -> None:
+        folder = self.folder
+        if not folder.is_dir():
+            return
+        for p in folder.iterdir():
+            p.unlink(missing_ok=True)
         folder.rmdir()
+
+
+def _read_stamp(path: Path) -> dict[str, Any] | None:
+    try:
+        found = json.loads(path.read_bytes()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _stamp_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
+    diffs = [
+        f"{k}: kept {found.get(k)!r}, now {wanted.get(k)!r}"
+        for k in sorted(set(found) | set(wanted))
+        if found.get(k) != wanted.get(k)
+    ]
+    return "; ".join(diffs)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
 
 
 def analysis_info(index_path: Path) -> dict[str, Any]:

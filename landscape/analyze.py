@@ -136,6 +136,9 @@ def analyze(
     )
     sha = attrs["train_store_sha256"]
     tasks = [ResultTask(Path(train_path), sha, out, cfg, options, m, k, budget) for m, k in todo]
+    for task in tasks:  # before any worker starts: a stale partial result is said, then dropped
+        if note := parts_of(task).reconcile():
+            on_event(Event("note", note))
     if executor is not None and executor.remote:
         done = executor.map_unordered(compute_result_task, tasks)
     else:  # here, reusing the loaded experiment
@@ -167,10 +170,23 @@ class ResultTask:
 
 def _compute_and_write(exp: Experiment, task: ResultTask) -> str:
     """Compute one result and write its file (atomically); return its headline."""
-    result = _compute(exp, task.cfg, task.out, task.measure, task.key, task.budget)
+    parts = parts_of(task)
+    result = _compute(exp, task.cfg, parts, task.measure, task.key, task.budget)
     astore.write_result(task.out, task.measure, task.key, result)
-    astore.clear_parts(task.out, task.measure, task.key)
+    parts.clear()
     return str(result.attrs.get("headline", ""))
+
+
+def parts_of(task: ResultTask) -> astore.Parts:
+    """The partial result of `task`, keyed by everything that determines it."""
+    stamp = {
+        "measure": task.measure,
+        "key": task.key,
+        "parameters": task.cfg.parameters(task.measure),
+        "train_store_sha256": task.train_sha256,
+    }
+    # through JSON once, as stored: a tuple setting must compare equal to the list read back
+    return astore.Parts(task.out, task.measure, task.key, json.loads(json.dumps(stamp)))
 
 
 @functools.lru_cache(maxsize=2)
@@ -198,15 +214,15 @@ def _plan(exp: Experiment, cfg: AnalysisConfig, out: Path, summary: AnalyzeSumma
 
 
 def _compute(
-    exp: Experiment, cfg: AnalysisConfig, out: Path, measure: str, key: str, budget: int
+    exp: Experiment, cfg: AnalysisConfig, parts: astore.Parts, measure: str, key: str, budget: int
 ) -> Result:
     seed = result_seed(cfg.seed, measure, key)
     ctx = Context(
         exp=exp,
         cfg=cfg,
         generator=torch.Generator().manual_seed(seed),
-        save_part=lambda part, **arrays: astore.save_part(out, measure, key, part, **arrays),
-        load_parts=lambda: astore.load_parts(out, measure, key),
+        save_part=parts.save,
+        load_parts=parts.load,
         budget=budget,
         loss_units=loss_units(loss_name(exp.cfg, exp.dataset)),
     )

@@ -165,6 +165,64 @@ def test_interrupted_surface_resumes_rows_and_equals_the_whole(train_store, tmp_
             np.testing.assert_array_equal(a[name], b[name])
 
 
+def _interrupt_surface(train_store, out, cfg, monkeypatch, rows=3):
+    """Run `cfg` until `rows` rows of the first surface are kept, then "kill" it."""
+    from landscape import analysis_measures as am
+
+    real, calls = am.surface_2d_rows, []
+
+    def crashing(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2 * rows:  # train + test per row
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(am, "surface_2d_rows", crashing)
+    with pytest.raises(KeyboardInterrupt):
+        analyze(train_store, out, cfg)
+    monkeypatch.setattr(am, "surface_2d_rows", real)
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ({"span": 1.0}, {"span": 0.5}),
+        ({"seed": 0}, {"seed": 1}),
+        ({"grid": 9}, {"grid": 7}),  # used to fail with a ValueError until the parts were deleted
+    ],
+)
+def test_a_resumed_surface_never_reuses_rows_computed_for_other_settings(
+    train_store, tmp_path, monkeypatch, first, second
+):
+    base = {"measures": ("surface2d",), "grid": 9, "runs": "first"}
+    clean = tmp_path / "clean.h5"
+    analyze(train_store, clean, AnalysisConfig(**(base | second)))
+    cut = tmp_path / "cut.h5"
+    _interrupt_surface(train_store, cut, AnalysisConfig(**(base | first)), monkeypatch)
+    notes = []
+    analyze(train_store, cut, AnalysisConfig(**(base | second)), on_event=notes.append)
+    for key in ("normal-000", "overfit-000"):
+        a, b = read_result(clean, "surface2d", key), read_result(cut, "surface2d", key)
+        for name in ("train_loss", "test_acc", "direction_x", "xcoordinates"):
+            np.testing.assert_array_equal(a[name], b[name])
+    discarded = [e.message for e in notes if e.kind == "note" and "discarded" in e.message]
+    assert len(discarded) == 1 and next(iter(second)) in discarded[0]
+
+
+def test_parts_of_another_train_store_are_discarded(tmp_path):
+    from landscape.analysis_store import Parts
+
+    out = tmp_path / "a.analysis.h5"
+    old = Parts(out, "surface2d", "normal-000", {"measure": "surface2d", "sha": "aaa"})
+    old.save("row00000", train_loss=np.zeros(3))
+    new = Parts(out, "surface2d", "normal-000", {"measure": "surface2d", "sha": "bbb"})
+    assert "sha: kept 'aaa', now 'bbb'" in new.reconcile()
+    assert new.load() == {} and not new.folder.exists()
+    new.save("row00000", train_loss=np.ones(3))
+    assert new.reconcile() is None
+    np.testing.assert_array_equal(new.load()["row00000"]["train_loss"], np.ones(3))
+
+
 def test_summary_aggregates_over_seeds(analysis):
     from landscape.summary import describe
 
