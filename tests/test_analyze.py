@@ -167,7 +167,7 @@ def test_interrupted_surface_resumes_rows_and_equals_the_whole(train_store, tmp_
 
 def _interrupt_surface(train_store, out, cfg, monkeypatch, rows=3):
     """Run `cfg` until `rows` rows of the first surface are kept, then "kill" it."""
-    from landscape import analysis_measures as am
+    from landscape.measures import surface2d as am
 
     real, calls = am.surface_2d_rows, []
 
