@@ -10,13 +10,12 @@ from typing import Any
 
 import click
 
-from cli.main import (
+from cli.common import (
     ExecutorChoice,
-    _Progress,
+    Progress,
     data_options,
     executor_options,
     handle_errors,
-    main,
 )
 from landscape import config as cfgmod
 from landscape.errors import ConfigError
@@ -81,7 +80,7 @@ def _flag_value(name: str, value: Any) -> Any:
 def resolve_settings(only: str | None, flags: dict[str, Any], assignments: tuple[str, ...]) -> Any:
     """AnalysisConfig from --only, the flags and --set analyze.KEY=VALUE; a key given both ways
     with different values is refused rather than silently resolved."""
-    from landscape.analyze import AnalysisConfig
+    from landscape.measures.runner import AnalysisConfig
 
     values: dict[str, Any] = {}
     for text in assignments:
@@ -135,7 +134,7 @@ def _dry_run(cfg: Any, out: Path) -> None:
         click.echo(f"  {m.name:<21} {text}")
 
 
-@main.command()
+@click.command()
 @click.argument("train_store", type=click.Path(path_type=Path))
 @click.option(
     "--output",
@@ -192,8 +191,8 @@ def analyze(
       landscape analyze runs/quick.h5 --only surface2d --grid 51 --span 1.0
       landscape analyze runs/quick.h5 --set analyze.radii=[0.05,0.1] --dry-run
     """
-    from landscape.analyze import AnalyzeOptions
-    from landscape.analyze import analyze as run_analysis
+    from landscape.measures.runner import AnalyzeOptions
+    from landscape.measures.runner import analyze as run_analysis
 
     if list_measures:
         return _list()
@@ -207,7 +206,7 @@ def analyze(
         offline=offline,
         memory_budget=max_memory * 2**20 if max_memory else None,
     )
-    progress = _Progress(sys.stderr.isatty())
+    progress = Progress(sys.stderr.isatty())
     with executor.open() as ex:
         summary = run_analysis(
             train_store, out, cfg, options=options, on_event=progress, executor=ex

@@ -11,9 +11,8 @@ import torch
 from torch import nn
 
 from landscape.config import ModelConfig
+from landscape.core.layout import NORM_LAYERS
 from landscape.errors import ConfigError
-
-NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
 def _activation(name: str) -> nn.Module:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
+from landscape.core.flat import Objective
 from landscape.errors import ConfigError
-from landscape.flat import Objective
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import StoreError
-from landscape.store import _attr, _fsync, _plain
+from landscape.store.train_store import _attr, _fsync, _plain
 
 KIND_ANALYSIS = "landscape.analysis"
 ANALYSIS_SCHEMA = 1
@@ -265,9 +265,14 @@ def analysis_info(index_path: Path) -> dict[str, Any]:
                     "seconds": float(f.attrs.get("seconds", float("nan"))),
                 }
             )
+    # the specs of the measures the analysis ran, as recorded (name -> spec), with their counts
+    measures = json.loads(attrs.get("measures") or "{}")
+    for name, spec in measures.items():
+        spec["results"] = sum(r["measure"] == name for r in results)
     return {
         "train_store": attrs.get("train_store"),
         "config": json.loads(attrs.get("config", "{}")),
         "summary": json.loads(attrs.get("summary", "{}")),
+        "measures": measures,
         "results": results,
     }
