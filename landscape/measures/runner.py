@@ -37,7 +37,6 @@ from landscape.measures.spec import Context
 from landscape.store import analysis_read as aread
 from landscape.store import analysis_store as astore
 from landscape.store.analysis_store import Result
-from landscape.store.atomic import check_file_target
 from landscape.store.lock import store_lock
 from landscape.store.summary import summarize
 
@@ -126,7 +125,7 @@ def analyze(
         on_event(Event("note", f"run {run_id} is damaged and left out of this analysis: {problem}"))
     cfg = resolve_bn(cfg, exp)
     out = Path(out).resolve()
-    check_file_target(out, what="analysis store")
+    aread.check_output(out, Path(train_path))
     attrs = {
         "train_store": str(Path(train_path).resolve()),
         "train_store_sha256": file_checksum(Path(train_path)),

@@ -11,6 +11,7 @@ afresh (saying so), `landscape info` and the report list it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from landscape.store.analysis_store import (
     KIND_ANALYSIS,
     completed,
     result_file,
+    results_dir,
 )
+from landscape.store.atomic import check_file_target
 from landscape.store.h5read import H5, open_h5
 
 KIND_RESULT = "landscape.result"
@@ -51,6 +54,35 @@ def read_index(index_path: Path) -> dict[str, Any]:
         _check_spec(path, name, spec)
     attrs["schema"] = attrs.get("schema", -1)
     return attrs
+
+
+def check_output(out: Path, train_path: Path) -> None:
+    """`out` may be written as an analysis store: nothing there, an analysis store, or a
+    damaged index of one (its .d/ folder beside it) that a new index replaces. Anything else
+    (the train store itself, another file) is refused, never overwritten."""
+    check_file_target(out, what="analysis store")
+    if not os.path.lexists(out):
+        return
+    if out.resolve() == Path(train_path).resolve():
+        raise StoreError(
+            f"analysis store {out}: that is the train store being analyzed; choose another -o "
+            "path (default: TRAIN_STORE with .analysis.h5)"
+        )
+    try:
+        with open_h5(out, what="analysis store") as r:
+            kind = r.attr("landscape_kind", str, default="")
+    except StoreError as e:
+        if results_dir(out).is_dir():
+            return  # the index of these results, damaged: a new one replaces it
+        raise StoreError(
+            f"analysis store {out}: expected an analysis store or nothing there, found a file "
+            f"that is not one ({e}); choose another -o path"
+        ) from None
+    if kind != KIND_ANALYSIS:
+        raise StoreError(
+            f"analysis store {out}: expected an analysis store or nothing there, found "
+            f"{'a ' + kind + ' store' if kind else 'another HDF5 file'}; choose another -o path"
+        )
 
 
 def _check_spec(path: Path, name: str, spec: Any) -> None:
@@ -232,6 +264,7 @@ __all__ = [
     "ANALYSIS_SCHEMA",
     "ResultCheck",
     "analysis_info",
+    "check_output",
     "check_results",
     "read_index",
     "read_result",

@@ -60,8 +60,8 @@ def ensure_folder(folder: Path, *, what: str) -> None:
         return
     if folder.exists() or folder.is_symlink():
         raise StoreError(
-            f"cannot write {what} into {folder}: expected a folder, found a file; choose "
-            "another output path"
+            f"cannot write {what} into {folder}: expected a folder at {folder}, found a file; "
+            "choose another output path"
         )
     try:
         folder.mkdir(parents=True, exist_ok=True)

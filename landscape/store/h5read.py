@@ -27,6 +27,7 @@ train store /nonexistent.h5: no such file
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -68,8 +69,11 @@ def max_array_bytes() -> int:
     A backstop: shapes are first checked against the layout and the bytes present in the file.
     """
     env = os.environ.get("LANDSCAPE_MAX_ARRAY_BYTES", "")
-    if env.isdigit():
-        return int(env)
+    return int(env) if env.isdigit() else _half_ram()
+
+
+@functools.cache
+def _half_ram() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2
 
 
@@ -154,6 +158,8 @@ class H5:
 
     def __init__(self, f: h5py.File, path: Path, what: str):
         self.f, self.path, self.what = f, path, what
+        self._nodes: dict[str, Any] = {}  # reached once, checked once
+        self._attrs: dict[str, dict[str, Any]] = {}
 
     def error(self, obj: str, expected: str, found: str) -> StoreError:
         return StoreError(f"{self.what} {self.path}, {obj}: expected {expected}, found {found}")
@@ -174,6 +180,9 @@ class H5:
         walked = ""
         for part in [p for p in name.split("/") if p]:
             walked += "/" + part
+            if walked in self._nodes:
+                obj = self._nodes[walked]
+                continue
             with self.guard(walked, "an object stored in this file"):
                 if not isinstance(obj, h5py.Group):
                     raise self.error(walked, "a group holding it", "a dataset")
@@ -182,7 +191,7 @@ class H5:
                     raise self.error(walked, "an object of that name", "none")
                 if not isinstance(link, h5py.HardLink):
                     raise self.error(walked, "an object stored in this file", _link_text(link))
-                obj = obj[part]
+                obj = self._nodes[walked] = obj[part]
         return obj
 
     def has(self, name: str) -> bool:
@@ -217,13 +226,12 @@ class H5:
         `choices=...` restricts it to those values; `default=...` is returned when absent.
         """
         where = f"attribute {name!r} of {obj}"
-        node = self.node(obj)
-        with self.guard(where, f"a {_kinds(kind)}"):
-            if name not in node.attrs:
-                if "default" in check:
-                    return check["default"]
-                raise self.error(where, f"a {_kinds(kind)}", "none")
-            value = self._plain(node, name, where)
+        attrs = self.attrs(obj)
+        if name not in attrs:
+            if "default" in check:
+                return check["default"]
+            raise self.error(where, f"a {_kinds(kind)}", "none")
+        value = attrs[name]
         if not _is_kind(value, kind):
             raise self.error(where, f"a {_kinds(kind)}", _short(value))
         choices = check.get("choices")
@@ -234,7 +242,7 @@ class H5:
     def json_attr(self, name: str, kind: type, obj: str = "/", **check: Any) -> Any:
         """Attribute `name` holding JSON text, parsed and checked to be a `kind` (dict, list)."""
         where = f"attribute {name!r} of {obj}"
-        if "default" in check and name not in self.attr_names(obj):
+        if "default" in check and name not in self.attrs(obj):
             return check["default"]
         text = self.attr(name, str, obj)
         try:
@@ -247,23 +255,27 @@ class H5:
 
     def attrs(self, obj: str = "/") -> dict[str, Any]:
         """Every attribute of `obj` as plain values (str, int, float, bool, or a list of them);
-        the dimension-scale bookkeeping attributes are left out."""
-        node = self.node(obj)
+        the dimension-scale bookkeeping attributes are left out. Read once per object."""
+        if obj in self._attrs:
+            return dict(self._attrs[obj])
+        manager = self.node(obj).attrs
         out = {}
         for name in self.attr_names(obj):
             if name in ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME"):
                 continue
-            with self.guard(f"attribute {name!r} of {obj}", "a plain value"):
-                out[name] = self._plain(node, name, f"attribute {name!r} of {obj}")
-        return out
+            where = f"attribute {name!r} of {obj}"
+            with self.guard(where, "a plain value"):
+                out[name] = self._plain(manager, name, where)
+        self._attrs[obj] = out
+        return dict(out)
 
-    def _plain(self, node: Any, name: str, where: str) -> Any:
-        aid = h5py.h5a.open(node.id, name.encode())
+    def _plain(self, manager: h5py.AttributeManager, name: str, where: str) -> Any:
+        aid = manager.get_id(name)
         if aid.get_storage_size() > _MAX_ATTR_BYTES:
             raise self.error(where, f"at most {_MAX_ATTR_BYTES} bytes", "more")
         if aid.dtype.kind not in "biufSOU" or h5py.check_dtype(ref=aid.dtype) is not None:
             raise self.error(where, "a number or text", f"an attribute of type {aid.dtype}")
-        return plain(node.attrs[name])
+        return plain(manager[name])
 
     # -- arrays ---------------------------------------------------------------------------------
 
@@ -280,7 +292,7 @@ class H5:
         numbers, "T" text.
         """
         ds = self.dataset(name)
-        with self.guard(name, f"a {ndim or 'N'}-d {_dtype_text(kind)} array"):
+        with self.guard(name, f"a {ndim or 'N'}-d array of kind {kind!r}"):
             shape = tuple(int(n) for n in ds.shape) if ds.shape is not None else None
             self._check_type(ds, name, kind)
             if shape is None or (ndim is not None and len(shape) != ndim):
@@ -324,7 +336,8 @@ class H5:
 
     def _check_storage(self, ds: h5py.Dataset, name: str, shape: tuple[int, ...]) -> None:
         """Refuse raw data outside this file, and a declared size the file cannot hold."""
-        if ds.external or ds.is_virtual:
+        dcpl = ds.id.get_create_plist()
+        if dcpl.get_layout() == h5py.h5d.VIRTUAL or dcpl.get_external_count() > 0:
             raise self.error(name, "data stored in this file", "raw data in other files")
         nbytes = math.prod(shape) * max(ds.dtype.itemsize, 1)
         if nbytes > max_array_bytes():
@@ -334,7 +347,7 @@ class H5:
                 f"shape {shape}: {nbytes} bytes",
             )
         held = ds.id.get_storage_size()
-        ratio = _MAX_DEFLATE_RATIO if ds.compression else 1
+        ratio = _MAX_DEFLATE_RATIO if dcpl.get_nfilters() else 1
         if nbytes > held * ratio and h5py.check_string_dtype(ds.dtype) is None:
             raise self.error(
                 name, f"the {nbytes} bytes its shape {shape} declares", f"{held} bytes in the file"

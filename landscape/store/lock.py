@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from landscape.errors import StoreError
-from landscape.store.atomic import output_error
+from landscape.store.atomic import ensure_folder, output_error
 
 STALE_UNREADABLE_S = 30.0  # a lock file still empty or unreadable after this is garbage
 
@@ -149,6 +149,7 @@ class StoreLock:
         self.wait, self.poll_s, self.on_note = wait, poll_s, on_note
 
     def __enter__(self) -> StoreLock:
+        ensure_folder(self.path.parent, what="store")
         told = False
         while not self._try_create():
             holder = _read_holder(self.path)
