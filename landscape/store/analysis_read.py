@@ -1,11 +1,12 @@
 """Reading an analysis store, every file through the validating reader (`h5read`).
 
-A result file is checked against what its measure recorded in the index (the `measures`
-attribute: each measure's arrays with their dims, and the scalars the summary reads): its
-attributes (kind, measure, key, parameters), every array declared, numeric, within the size its
-file can hold, each axis as long as the array it is declared over, and the numbers the summary
-reads present as numbers. A result that fails is *damaged*: `landscape analyze` computes it
-afresh (saying so), `landscape info` and the report list it.
+The layout's names and paths are defined here, beside the checks (`analysis_store` writes the
+layout and re-exports these). A result file is checked against what its measure recorded in
+the index (the `measures` attribute: each measure's arrays with their dims, and the scalars the
+summary reads): its attributes (kind, measure, key, parameters), every array declared, numeric,
+within the size its file can hold, each axis as long as the array it is declared over, and the
+numbers the summary reads present as numbers. A result that fails is *damaged*: `landscape
+analyze` computes it afresh (saying so), `landscape info` and the report list it.
 """
 
 from __future__ import annotations
@@ -19,17 +20,33 @@ from typing import Any
 import numpy as np
 
 from landscape.errors import StoreError
-from landscape.store.analysis_store import (
-    ANALYSIS_SCHEMA,
-    KIND_ANALYSIS,
-    completed,
-    result_file,
-    results_dir,
-)
 from landscape.store.atomic import check_file_target
 from landscape.store.h5read import H5, open_h5
 
+KIND_ANALYSIS = "landscape.analysis"
+ANALYSIS_SCHEMA = 1
 KIND_RESULT = "landscape.result"
+
+
+def results_dir(index_path: Path) -> Path:
+    """`runs/quick.analysis.h5` -> `runs/quick.analysis.d/`."""
+    return index_path.with_name(index_path.stem + ".d")
+
+
+def result_file(index_path: Path, measure: str, key: str) -> Path:
+    return results_dir(index_path) / measure / f"{key}.h5"
+
+
+def completed(index_path: Path) -> list[tuple[str, str]]:
+    """(measure, key) of every result file present."""
+    root = results_dir(index_path)
+    if not root.is_dir():
+        return []
+    return sorted(
+        (p.parent.name, p.stem)
+        for p in root.glob("*/*.h5")
+        if not p.name.startswith(".") and p.parent.name != ".parts"
+    )
 
 
 def read_index(index_path: Path) -> dict[str, Any]:

@@ -28,11 +28,19 @@ from typing import Any
 import h5py
 import numpy as np
 
+# The layout's names and paths, and the checked readers, live in analysis_read.
+from landscape.store.analysis_read import (  # noqa: F401
+    ANALYSIS_SCHEMA,
+    KIND_ANALYSIS,
+    analysis_info,
+    completed,
+    read_index,
+    read_result,
+    result_file,
+    results_dir,
+)
 from landscape.store.atomic import atomic_path, write_bytes
 from landscape.store.train_store import _attr, index_holds
-
-KIND_ANALYSIS = "landscape.analysis"
-ANALYSIS_SCHEMA = 1
 
 
 @dataclass(frozen=True)
@@ -51,15 +59,6 @@ class Result:
 
     arrays: dict[str, Array]
     attrs: dict[str, Any] = field(default_factory=dict)
-
-
-def results_dir(index_path: Path) -> Path:
-    """`runs/quick.analysis.h5` -> `runs/quick.analysis.d/`."""
-    return index_path.with_name(index_path.stem + ".d")
-
-
-def result_file(index_path: Path, measure: str, key: str) -> Path:
-    return results_dir(index_path) / measure / f"{key}.h5"
 
 
 def parts_dir(index_path: Path, measure: str, key: str) -> Path:
@@ -124,18 +123,6 @@ def _index_content(index_path: Path, attrs: dict[str, Any]) -> tuple[dict, dict[
     for measure, key in completed(index_path):
         links.setdefault(measure, []).append(key)
     return wanted, links
-
-
-def completed(index_path: Path) -> list[tuple[str, str]]:
-    """(measure, key) of every result file present."""
-    root = results_dir(index_path)
-    if not root.is_dir():
-        return []
-    return sorted(
-        (p.parent.name, p.stem)
-        for p in root.glob("*/*.h5")
-        if not p.name.startswith(".") and p.parent.name != ".parts"
-    )
 
 
 PARTS_STAMP = "stamp.json"
@@ -223,12 +210,3 @@ def _stamp_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
         if found.get(k) != wanted.get(k)
     ]
     return "; ".join(diffs)
-
-
-def __getattr__(name: str) -> Any:
-    """The readers moved to `analysis_read` (checked reads); they stay importable from here."""
-    if name in ("read_index", "read_result", "analysis_info"):
-        from landscape.store import analysis_read
-
-        return getattr(analysis_read, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

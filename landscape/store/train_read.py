@@ -1,16 +1,16 @@
 """Reading a train store, every file through the validating reader (`landscape.store.h5read`).
 
-A run file is checked against the layout `train_store` writes: its attributes (kind, schema,
-run id, mode, index, status, a config that matches the index's), its parameter layout table,
-every array's dtype and shape against that layout (P parameters, n checkpoints, m history
-points) and its initial and final parameter vectors finite. A run file that fails is *damaged*
-(never "missing"): `store_info` says so with the problem, `landscape analyze` leaves it out
-with a note, and `landscape train` refuses to overwrite it without `--replace-damaged`.
+The layout's names and paths are defined here, beside the checks (`train_store` writes the
+layout and re-exports these). A run file is checked against that layout: its attributes (kind,
+schema, run id, mode, index, status, a config that matches the index's), its parameter layout
+table, every array's dtype and shape against the layout (P parameters, n checkpoints, m history
+points) and its parameter vectors finite. A run file that fails is *damaged* (never
+"missing"): `store_info` says so with the problem, `landscape analyze` leaves it out with a
+note, and `landscape train` refuses to overwrite it without `--replace-damaged`.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,23 @@ import numpy as np
 
 from landscape.errors import ConfigError, StoreError
 from landscape.store.h5read import H5, check_run_id, open_h5
-from landscape.store.train_store import KIND_TRAIN, STORE_SCHEMA, run_file, runs_dir
 
+STORE_SCHEMA = 1
+KIND_TRAIN = "landscape.train"
 KIND_RUN = "landscape.run"
 STATUSES = ("complete", "diverged")
 # history arrays `run_summary` and the report read; the others are checked when present
 HISTORY_NEEDED = ("train_loss", "train_acc", "test_loss", "test_acc", "corrupt_acc")
 _LAYOUT_KEYS = {"name": "T", "shape": "T", "offset": "iu", "numel": "iu", "kind": "T"}
+
+
+def runs_dir(index_path: Path) -> Path:
+    """Folder of the run files of index `runs/quick.h5`: `runs/quick.runs/`."""
+    return index_path.with_name(index_path.stem + ".runs")
+
+
+def run_file(index_path: Path, run_id: str) -> Path:
+    return runs_dir(index_path) / f"{run_id}.h5"
 
 
 def store_kind(path: Path) -> str:
@@ -293,7 +303,7 @@ def read_history(index_path: Path, run_id: str) -> dict[str, Any]:
 def store_info(index_path: Path) -> dict[str, Any]:
     """`landscape info --json`: every planned run, complete, diverged, missing or damaged."""
     index = read_index(index_path)
-    seed0 = json.loads(index["config"])["train"]["seed"]
+    seed0 = config_identity(index["config"], f"store {index_path}")["train"]["seed"]
     runs = []
     for run_id, check in check_runs(index_path, index).items():
         if check.row is not None:

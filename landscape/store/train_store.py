@@ -35,8 +35,21 @@ from landscape.errors import StoreError
 from landscape.store.atomic import atomic_path
 from landscape.store.h5read import open_h5, plain
 
-STORE_SCHEMA = 1
-KIND_TRAIN = "landscape.train"
+# The layout's names and paths, and the checked readers, live in train_read; here for callers.
+from landscape.store.train_read import (  # noqa: F401
+    KIND_TRAIN,
+    STORE_SCHEMA,
+    check_run,
+    check_runs,
+    completed_runs,
+    read_index,
+    read_run,
+    run_file,
+    run_summary,
+    runs_dir,
+    store_info,
+    store_kind,
+)
 
 # name -> (long_name, units) for every history array; loss units depend on the task.
 HISTORY_META: dict[str, tuple[str, str]] = {
@@ -83,15 +96,6 @@ class RunRecord:
     history: dict[str, np.ndarray]  # keys of HISTORY_META, each (m,)
     corrupt_targets: np.ndarray | None  # overfit: corrupted test targets (one copy)
     attrs: dict[str, Any] = field(default_factory=dict)  # dataset, versions, device, timing
-
-
-def runs_dir(index_path: Path) -> Path:
-    """Folder of the run files of index `runs/quick.h5`: `runs/quick.runs/`."""
-    return index_path.with_name(index_path.stem + ".runs")
-
-
-def run_file(index_path: Path, run_id: str) -> Path:
-    return runs_dir(index_path) / f"{run_id}.h5"
 
 
 def _set_meta(ds: h5py.Dataset, long_name: str, units: str) -> None:
@@ -288,29 +292,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def __getattr__(name: str) -> Any:
-    """The readers moved to `train_read` (checked reads); they stay importable from here."""
-    if name in _READERS:
-        from landscape.store import train_read
-
-        return getattr(train_read, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-_READERS = frozenset(
-    {
-        "store_kind",
-        "read_index",
-        "completed_runs",
-        "read_run",
-        "run_summary",
-        "store_info",
-        "check_run",
-        "check_runs",
-    }
-)
 
 
 def _plain(value: Any) -> Any:
