@@ -21,6 +21,8 @@ from landscape.experiment import planned_runs, train_experiment
 from landscape.flat import FlatModel, Objective
 from landscape.params import Layout
 from landscape.plan import Plan, resolve_plan
+from landscape.probe import Probe
+from landscape.probe_results import ProbeResult
 from landscape.runs import Experiment
 from landscape.summary import summarize
 from landscape.train import Event, RuntimeOptions, TrainSummary
@@ -51,6 +53,8 @@ __all__ = [
     "Objective",
     "OptimConfig",
     "Plan",
+    "Probe",
+    "ProbeResult",
     "RuntimeOptions",
     "StoreError",
     "TrainConfig",

@@ -19,6 +19,7 @@ import h5py
 import numpy as np
 
 from landscape._version import __version__
+from landscape.analysis_store import PROBE_SOURCE
 from landscape.report.data import ReportData
 from landscape.summary import Scalar, describe, scalars_of
 
@@ -286,6 +287,8 @@ def commands(data: ReportData, report_dir: Path) -> dict[str, str]:
     """Commands that rebuild the stores and this report (train from the stored config)."""
     train = str(data.train_path or "TRAIN.h5")
     analysis = str(data.analysis_path or Path(train).with_suffix(".analysis.h5"))
+    if data.analysis_attrs.get("source") == PROBE_SOURCE:  # no train store: Probe made it
+        return {"report": f"landscape report {_q(analysis)} -o {_q(report_dir)}"}
     config = report_dir / "config.toml"
     return {
         "train": f"landscape train -p quick -c {_q(config)} -o {_q(train)}",
