@@ -249,7 +249,10 @@ class Probe:
         drop = {"test_loss", "test_acc", "interp_test_loss", "interp_test_acc"}
         drop = (drop if self.test is None else set()) | ({"dist_init"} if init is None else set())
         values = {k: v for k, v in values.items() if k not in drop}
-        attrs = {k: v for k, v in attrs.items() if self.test is not None or "test" not in k}
+        if self.test is None:  # logged on the training data only: no test numbers
+            attrs = {k: v for k, v in attrs.items() if "test" not in k}
+            acc = values["train_acc"]
+            attrs["headline"] = f"train acc {acc[0]:.3f} -> {acc[-1]:.3f}"
         params = {"recipes": [recipe], "alpha_points": alpha_points}
         key = f"{recipe}.model"
         return self._result("restart", values, attrs, params, seed_used, started, key)

@@ -54,8 +54,10 @@ class TensorData:
 class BatchData:
     """Batches (x_b, y_b) from a re-iterable source, moved to `device` one at a time."""
 
-    def __init__(self, batches: Iterable[Any], n: int, device: torch.device | None = None):
-        self.batches, self._n, self.device = batches, n, device
+    def __init__(
+        self, batches: Iterable[Any], n: int, device: torch.device | None = None, where: str = ""
+    ):
+        self.batches, self._n, self.device, self.where = batches, n, device, where or "data"
 
     @property
     def n(self) -> int:
@@ -63,14 +65,14 @@ class BatchData:
 
     def __iter__(self) -> Iterator[Batch]:
         for i, batch in enumerate(self.batches):
-            x, y = _pair(batch, i)
+            x, y = _pair(batch, i, self.where)
             yield x.to(self.device or x.device), _labels(y).to(self.device or y.device)
 
     def first(self) -> Batch:
         return next(iter(self))
 
     def to(self, device: torch.device) -> BatchData:
-        return BatchData(self.batches, self._n, device)
+        return BatchData(self.batches, self._n, device, self.where)
 
     def calibration(self, n: int) -> torch.Tensor:
         """The first `n` inputs in the source's order (a shuffled loader would change them)."""
@@ -141,7 +143,7 @@ def as_source(data: Any, *, loss: Any, where: str = "data") -> TensorData | Batc
         _check_targets(y, loss, f"{where} batch {i}")
         n += len(x)
     _check_count(n, where)
-    return BatchData(data, n)
+    return BatchData(data, n, where=where)
 
 
 def _is_tensor_pair(data: Any) -> bool:
