@@ -6,6 +6,7 @@ an analysis store of its own (the same HDF5 layout, with no train store behind i
 `landscape report` draws a user's own results; `plot` computes nothing, it draws the stored
 arrays with the report's plot functions (matplotlib is imported only there).
 
+>>> from landscape.analysis_store import Array
 >>> r = ProbeResult("trace", Result({"trace": Array(np.array(3.5), "tr(H)", "1")}), "model")
 >>> float(r.trace), r.units["trace"]
 (3.5, '1')
