@@ -67,9 +67,8 @@ def test_saved_results_are_an_analysis_store_that_landscape_report_draws(tmp_pat
         assert f["eigenvalues"].attrs["units"] == "loss / parameter^2"
         assert json.loads(f.attrs["parameters"])["top_k"] == 2
     summary = ls.build_report(store, tmp_path / "report")
-    assert {"hessian.png", "surface2d.png", "gradient_norm.png", "restart.png"} <= set(
-        summary["figures"]
-    )
+    drawn = {"hessian.png", "surface2d.png", "gradient_norm.png", "restart.png"}
+    assert drawn | {"interpolation_line.png", "sharpness.png"} <= set(summary["figures"])
     assert set(summary["measures"].values()) == {"computed"} and not summary["warnings"]
     top = summary["quantities"]["hessian_top"]["normal"]["mean"]
     assert top == pytest.approx(float(results[0].eigenvalues[0]))
