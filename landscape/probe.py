@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from landscape._version import __version__
+from landscape.analyze import default_budget
 from landscape.errors import ConfigError
 from landscape.flat import FlatModel, Objective
 from landscape.measures.common import line
@@ -52,8 +53,6 @@ from landscape.probe_data import BatchData, as_source
 from landscape.probe_results import ProbeResult
 from landscape.train import loss_units
 
-MiB = 2**20
-
 
 class Probe:
     """Loss-landscape measures at the point of `model` on `data` (and `test`).
@@ -71,7 +70,9 @@ class Probe:
         model's running statistics) or "batch" (each batch of `bn_batch` examples' own).
     device: where to measure; None: where the model's parameters are. Another device moves a
         private copy (the caller's module stays where it is).
-    memory_budget: bytes of activations held at once (data and points are chunked to fit).
+    memory_budget: bytes of activations held at once (data and points are chunked to fit);
+        None: `landscape analyze`'s default (half the free GPU memory; on a CPU a tenth of the
+        RAM, at most 2 GiB).
     """
 
     def __init__(
@@ -85,7 +86,7 @@ class Probe:
         bn_samples: int = 2048,
         bn_batch: int = 256,
         device: torch.device | str | None = None,
-        memory_budget: int = 256 * MiB,
+        memory_budget: int | None = None,
     ):
         module = checked_module(model, device)
         self.device = next(module.parameters()).device
@@ -103,9 +104,13 @@ class Probe:
         self._objective_args = {
             "loss": stacked,
             "classification": self.classification,
-            "budget_bytes": memory_budget,
+            "budget_bytes": memory_budget or default_budget(self.device),
         }
-        self.settings = {"bn": self.bn, "bn_samples": bn_samples, "loss": self.loss_name}
+        # recorded with every result, as analyze records them ("none": no BatchNorm to choose)
+        bn_record: dict[str, Any] = {"bn": self.bn if self.model.has_bn else "none"}
+        if self.bn == "recalibrate":
+            bn_record["bn_samples"] = bn_samples
+        self.settings = bn_record | {"loss": self.loss_name}
 
     @property
     def size(self) -> int:
