@@ -153,6 +153,34 @@ def test_a_loss_callable_gives_the_named_losses_numbers():
     assert own.classification and r.units["eigenvalues"] == "loss / parameter^2"
 
 
+class _TinyLM(nn.Module):
+    """Next-token logits (B, T, V) from token ids (B, T): a head the named losses do not fit."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed, self.head = nn.Embedding(7, 4), nn.Linear(4, 7)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.embed(tokens)))
+
+
+def test_a_language_model_loss_on_token_sequences():
+    torch.manual_seed(4)
+    tokens = torch.randint(0, 7, (12, 6), generator=torch.Generator().manual_seed(4))
+
+    def next_token(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return nn.functional.cross_entropy(logits.reshape(-1, 7), targets.reshape(-1))
+
+    net = _TinyLM()
+    probe = ls.Probe(net, data=(tokens[:, :-1], tokens[:, 1:]), loss=next_token)
+    twin = copy.deepcopy(net)
+    next_token(twin(tokens[:, :-1]), tokens[:, 1:]).backward()
+    expected = torch.cat([p.grad.flatten() for p in twin.parameters()]).norm()
+    r = probe.gradient_norm()
+    assert float(r.train_grad_norm[0]) == pytest.approx(float(expected), rel=1e-5)
+    assert not probe.classification and r.attrs["parameters"].count("next_token") == 1
+
+
 def test_same_seed_same_numbers_and_a_generator_is_a_seed():
     net, (x, y) = _mlp(), _labels(30)
     probe = ls.Probe(net, data=(x, y))
