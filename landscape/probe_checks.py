@@ -134,7 +134,10 @@ def finite_parameters(theta: torch.Tensor, model: nn.Module) -> None:
 
 def checked_bn(bn: str, model: nn.Module) -> str:
     if bn not in BN_MODES:
-        raise ConfigError(f"Probe: bn={bn!r}: expected one of {', '.join(BN_MODES)}")
+        raise ConfigError(
+            f"Probe: bn={bn!r}: expected one of {', '.join(BN_MODES)}; recalibrate re-estimates "
+            "BatchNorm statistics at each point (the CLI's default)"
+        )
     has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
     return bn if has_bn else "stored"
 
@@ -175,10 +178,13 @@ def other_point(other: Any, layout: Layout, theta: torch.Tensor) -> torch.Tensor
         point = found.flatten(dict(other.named_parameters())).to(theta)
     else:
         raise ConfigError(
-            f"Probe: expected a module or a flat tensor, found {type(other).__name__}"
+            f"Probe: expected a second point as a module or a flat tensor, found "
+            f"{type(other).__name__}; pass a module of the model's architecture"
         )
     if not math.isfinite(float(point.sum(dtype=torch.float64))):
-        raise ConfigError("Probe: expected a finite second point, found NaN or inf in it")
+        raise ConfigError(
+            "Probe: expected a finite second point, found NaN or inf in it; pass a finite one"
+        )
     return point
 
 
