@@ -17,75 +17,16 @@ tensor([[3.5000]])
 from __future__ import annotations
 
 from collections.abc import Iterator
-from copy import deepcopy
-from dataclasses import dataclass, field
-from weakref import WeakKeyDictionary
+from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
+from torch.func import functional_call, grad, vmap
 
 from landscape.batched import LossFn, accuracy, activation_numel, loss_function
-from landscape.params import Layout
+from landscape.private_copy import derived, norm_layers, private_copy
 
 BN_MODES = ("stored", "recalibrate", "batch")
-
-
-def _norm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-@dataclass
-class _Private:
-    """What FlatModel keeps about a caller's module, none of it on the module itself.
-
-    `module`: a deep copy in eval mode with `requires_grad` off (functional_call runs it with
-    other parameters; the caller's module keeps its mode, flags and `__dict__`). `derived`:
-    copies of it with only the BatchNorm layers in train mode, Dropout still off ('batch': no
-    running statistics, each batch's own; 'calibrate': running statistics updated in place,
-    re-estimated at a point).
-    """
-
-    module: nn.Module
-    layouts: tuple[Layout, Layout]
-    signature: tuple
-    derived: dict[str, nn.Module] = field(default_factory=dict)
-    activations: dict[tuple[int, ...], int] = field(default_factory=dict)
-
-
-# Keyed by the caller's module (by identity, held weakly): measures build many FlatModels
-# around one template, and a copy must not outlive the module it was made from.
-_PRIVATE: WeakKeyDictionary[nn.Module, _Private] = WeakKeyDictionary()
-
-
-def _signature(module: nn.Module) -> tuple:
-    """Names, shapes, dtypes and devices of every tensor: a copy made under another is stale
-    (e.g. the caller moved the module or cast it to float64 since)."""
-    tensors = [*module.named_parameters(), *module.named_buffers()]
-    return tuple((n, tuple(t.shape), t.dtype, t.device) for n, t in tensors)
-
-
-def _private(template: nn.Module) -> _Private:
-    cached, signature = _PRIVATE.get(template), _signature(template)
-    if cached is None or cached.signature != signature:
-        copy = deepcopy(template).eval()
-        for p in copy.parameters():
-            p.requires_grad_(False)
-        layouts = (Layout.of_parameters(copy), Layout.of_buffers(copy))
-        cached = _Private(copy, layouts, signature)
-        _PRIVATE[template] = cached
-    return cached
-
-
-def _derived(private: _Private, kind: str) -> nn.Module:
-    if kind not in private.derived:
-        copy = deepcopy(private.module)  # in eval mode: Dropout stays off
-        if kind == "batch":
-            replace_all_batch_norm_modules_(copy)
-        for layer in _norm_layers(copy):
-            layer.train()
-        private.derived[kind] = copy
-    return private.derived[kind]
 
 
 class FlatModel:
@@ -113,10 +54,10 @@ class FlatModel:
     ):
         if bn not in BN_MODES:
             raise ValueError(f"bn {bn!r}: expected one of {', '.join(BN_MODES)}")
-        self._private = _private(template)
+        self._private = private_copy(template)
         self.template = self._private.module  # a private eval-mode copy; never the caller's
         self.layout, self.buffer_layout = self._private.layouts
-        self.has_bn = bool(_norm_layers(self.template))
+        self.has_bn = bool(norm_layers(self.template))
         self.bn = bn if self.has_bn else "stored"
         if self.bn == "recalibrate" and (calibration is None or len(calibration) < 2):
             raise ValueError("bn='recalibrate' needs calibration inputs (at least 2 examples)")
@@ -128,8 +69,8 @@ class FlatModel:
         )
         self.buffers = own if buffers is None else buffers
         if self.has_bn:  # built here, not lazily: a copy cannot be made inside a transform
-            _derived(self._private, "batch")
-            _derived(self._private, "calibrate")
+            derived(self._private, "batch")
+            derived(self._private, "calibrate")
 
     @property
     def size(self) -> int:
@@ -138,7 +79,7 @@ class FlatModel:
 
     def derived(self, kind: str) -> nn.Module:
         """The private copy with BatchNorm in train mode: 'batch' or 'calibrate'."""
-        return _derived(self._private, kind)
+        return derived(self._private, kind)
 
     def activation_numel(self, x: torch.Tensor) -> int:
         """Numbers all leaf layers produce for one example of x (B, ...): a memory proxy."""
@@ -201,7 +142,7 @@ def recalibrate(
     the batch counter. The result depends only on x and theta, never on earlier statistics.
     """
     calib = model.derived("calibrate")
-    layers = _norm_layers(calib)
+    layers = norm_layers(calib)
     k, device = len(thetas), thetas.device
     stats = {
         n: (torch.ones_like(b) if n.endswith("running_var") else torch.zeros_like(b))

@@ -4,6 +4,8 @@ input, and the caller's module left exactly as it was by every method."""
 from __future__ import annotations
 
 import copy
+import gc
+import weakref
 
 import numpy as np
 import pytest
@@ -13,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import landscape as ls
 from landscape.errors import ConfigError, DataError, LandscapeError
+from landscape.flat import FlatModel
 
 F64 = torch.float64
 
@@ -238,6 +241,19 @@ def test_no_method_modifies_the_callers_module_or_tensors(method):
     before = _fingerprint(net, x, y, xt, yt)
     METHODS[method](ls.Probe(net, data=(x, y), test=(xt, yt), bn_samples=24), other)
     assert _same(before, _fingerprint(net, x, y, xt, yt))
+
+
+def test_flat_model_keeps_its_copies_off_the_module_and_lets_it_go():
+    net = _bn_net().train()
+    keys = sorted(net.__dict__)
+    model = FlatModel(net, bn="batch")
+    assert model.template is not net and not model.template.training
+    assert sorted(net.__dict__) == keys and net.training
+    assert all(p.requires_grad for p in net.parameters())
+    gone = weakref.ref(net)
+    del net
+    gc.collect()
+    assert gone() is None  # the cache holds the module weakly
 
 
 def test_device_moves_a_private_copy(device):
