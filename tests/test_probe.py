@@ -15,7 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import landscape as ls
 from landscape.errors import ConfigError, DataError, LandscapeError
-from landscape.flat import FlatModel
+from landscape.core.flat import FlatModel
 
 F64 = torch.float64
 

@@ -1,6 +1,6 @@
 """What `FlatModel` keeps about a caller's module, none of it on the module itself.
 
-`landscape.flat` evaluates a module at flat parameter vectors through `functional_call`, which
+`landscape.core.flat` evaluates a module at flat parameter vectors through `functional_call`, which
 needs a module in eval mode, its layouts, and BatchNorm variants in train mode. Making those
 from the caller's module would change it (`eval()`, `requires_grad_`, attributes in its
 `__dict__`), so they are made from a deep copy, once per module, and kept in a weak-keyed
@@ -22,7 +22,7 @@ from weakref import WeakKeyDictionary
 from torch import nn
 from torch.func import replace_all_batch_norm_modules_
 
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 
 def norm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

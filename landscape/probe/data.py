@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from landscape.errors import ConfigError, DataError
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 
 from landscape._version import __version__
-from landscape.analyze import default_budget
+from landscape.measures.runner import default_budget
 from landscape.errors import ConfigError
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 from landscape.measures.common import line
 from landscape.measures.directions import random_plane
 from landscape.measures.epsilon_sharpness import box_sharpness
@@ -39,8 +39,8 @@ from landscape.measures.registry import spec
 from landscape.measures.restart import RECIPES, restart_values
 from landscape.measures.slices import default_alphas, grid_coordinates, surface_2d
 from landscape.measures.trace import hutchinson
-from landscape.params import Layout
-from landscape.probe_checks import (
+from landscape.core.layout import Layout
+from landscape.probe.checks import (
     check_runs,
     checked_bn,
     checked_module,
@@ -49,9 +49,9 @@ from landscape.probe_checks import (
     loss_of,
     other_point,
 )
-from landscape.probe_data import BatchData, as_source
-from landscape.probe_results import ProbeResult
-from landscape.train import loss_units
+from landscape.probe.data import BatchData, as_source
+from landscape.probe.results import ProbeResult
+from landscape.core.losses import loss_units
 
 
 class Probe:

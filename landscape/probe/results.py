@@ -6,7 +6,7 @@ an analysis store of its own (the same HDF5 layout, with no train store behind i
 `landscape report` draws a user's own results; `plot` computes nothing, it draws the stored
 arrays with the report's plot functions (matplotlib is imported only there).
 
->>> from landscape.analysis_store import Array
+>>> from landscape.store.analysis_store import Array
 >>> r = ProbeResult("trace", Result({"trace": Array(np.array(3.5), "tr(H)", "1")}), "model")
 >>> float(r.trace), r.units["trace"]
 (3.5, '1')
@@ -23,12 +23,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from landscape import analysis_store as astore
+from landscape.store import analysis_store as astore
 from landscape._version import __version__
-from landscape.analysis_store import Result
+from landscape.store.analysis_store import Result
 from landscape.errors import ConfigError, StoreError
 from landscape.measures.registry import spec
-from landscape.summary import summarize
+from landscape.store.summary import summarize
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

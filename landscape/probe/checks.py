@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from landscape.batched import LossFn, loss_function
+from landscape.core.batched import LossFn, loss_function
 from landscape.errors import ConfigError
-from landscape.flat import BN_MODES, FlatModel
-from landscape.params import Layout
+from landscape.core.flat import BN_MODES, FlatModel
+from landscape.core.layout import Layout
 
 NAMES = ("cross_entropy", "mse")
 

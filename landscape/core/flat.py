@@ -23,8 +23,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from landscape.batched import LossFn, accuracy, activation_numel, loss_function
-from landscape.private_copy import derived, norm_layers, private_copy
+from landscape.core.batched import LossFn, accuracy, activation_numel, loss_function
+from landscape.core.private_copy import derived, norm_layers, private_copy
 
 BN_MODES = ("stored", "recalibrate", "batch")
 
