@@ -11,7 +11,17 @@ from landscape.experiment import train_experiment
 from landscape.runs import Experiment, file_checksum
 from tests.helpers import tiny_config
 
-SMALL = dict(grid=5, line_points=5, directions=2, alpha_points=9, top_k=2, trace_samples=8)
+SMALL = dict(
+    grid=5,
+    line_points=5,
+    directions=2,
+    alpha_points=9,
+    top_k=2,
+    trace_samples=8,
+    density_probes=2,
+    density_steps=8,
+    density_points=101,
+)
 
 
 @pytest.fixture(scope="module")

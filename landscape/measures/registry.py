@@ -25,6 +25,7 @@ MEASURES = (
     "surface_pca",
     "hessian",
     "trace",
+    "spectral_density",
     "restart",
     "curvature_trajectory",
     "epsilon_sharpness",

@@ -13,6 +13,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from landscape.report.data import ReportData
+from landscape.report.draw_curvature import spectral_density_figure
 from landscape.report.draw_curves import (
     accuracy_figure,
     distance_per_seed_figure,
@@ -99,7 +100,14 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "sharpness",
         "Curvature and sharpness",
-        ("hessian", "trace", "epsilon_sharpness", "perturbation", "curvature_trajectory"),
+        (
+            "hessian",
+            "trace",
+            "spectral_density",
+            "epsilon_sharpness",
+            "perturbation",
+            "curvature_trajectory",
+        ),
         "How sharply the clean training loss rises around each final point.",
     ),
     Section(
@@ -232,6 +240,15 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Curvature of the clean training loss at each final point: larger top eigenvalues and "
         "trace mean a sharper minimum.",
         hessian_figure,
+    ),
+    FigureSpec(
+        "spectral_density.png",
+        "sharpness",
+        ("spectral_density",),
+        "The Hessian's eigenvalue density at each final point (stochastic Lanczos quadrature, "
+        "Gaussian-smoothed; log density axis): look for the overfit runs' spectrum reaching "
+        "farther right (larger outlying eigenvalues) and how much weight lies below zero.",
+        spectral_density_figure,
     ),
     FigureSpec(
         "sharpness.png",
