@@ -94,6 +94,7 @@ EXPECTED_FIGURES = {
     "surface_pca.png",
     "surface_pca_3d.png",
     "hessian.png",
+    "trace_estimators.png",
     "spectral_density.png",
     "sharpness.png",
     "curvature_trajectory.png",

@@ -25,6 +25,7 @@ MEASURES = (
     "surface_pca",
     "hessian",
     "trace",
+    "trace_hutchpp",
     "spectral_density",
     "restart",
     "curvature_trajectory",

@@ -13,7 +13,10 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from landscape.report.data import ReportData
-from landscape.report.draw_curvature import spectral_density_figure
+from landscape.report.draw_curvature import (
+    spectral_density_figure,
+    trace_estimators_figure,
+)
 from landscape.report.draw_curves import (
     accuracy_figure,
     distance_per_seed_figure,
@@ -103,6 +106,7 @@ SECTIONS: tuple[Section, ...] = (
         (
             "hessian",
             "trace",
+            "trace_hutchpp",
             "spectral_density",
             "epsilon_sharpness",
             "perturbation",
@@ -240,6 +244,16 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Curvature of the clean training loss at each final point: larger top eigenvalues and "
         "trace mean a sharper minimum.",
         hessian_figure,
+    ),
+    FigureSpec(
+        "trace_estimators.png",
+        "sharpness",
+        ("trace", "trace_hutchpp"),
+        "The Hessian trace of each run by Hutchinson's estimator and by Hutch++ at the same "
+        "number of Hessian-vector products, with standard errors: where a few large eigenvalues "
+        "dominate, Hutch++'s error bar is the shorter one.",
+        trace_estimators_figure,
+        any_need=True,
     ),
     FigureSpec(
         "spectral_density.png",

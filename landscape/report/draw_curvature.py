@@ -7,7 +7,9 @@ from matplotlib.figure import Figure
 
 from landscape.report import series as S
 from landscape.report.data import ReportData
-from landscape.report.figures_curvature import plot_spectral_density
+from landscape.report.figures_curvature import plot_estimates, plot_spectral_density
+
+ESTIMATORS = (("trace", "Hutchinson"), ("trace_hutchpp", "Hutch++"))
 
 
 def spectral_density_figure(data: ReportData) -> Figure:
@@ -18,3 +20,18 @@ def spectral_density_figure(data: ReportData) -> Figure:
         if np.isfinite(np.asarray(r["density"])).all()
     }
     return plot_spectral_density(densities)
+
+
+def trace_estimators_figure(data: ReportData) -> Figure:
+    """Each run's Hessian trace by Hutchinson and by Hutch++ with standard errors, by mode."""
+    estimates: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    for measure, label in ESTIMATORS:
+        values = S.per_seed(data, measure, lambda r: float(r["trace"]))
+        errors = S.per_seed(data, measure, lambda r: float(r["std_error"]))
+        for mode, v in values.items():
+            estimates.setdefault(mode, {})[label] = (v, errors[mode])
+    return plot_estimates(
+        estimates,
+        ylabel="tr(H) (loss / θ²)",
+        title="Hessian trace ± standard error, at equal products",
+    )
