@@ -21,6 +21,7 @@ SMALL = dict(
     density_probes=2,
     density_steps=8,
     density_points=101,
+    layer_trace_samples=4,
 )
 
 

@@ -96,6 +96,7 @@ EXPECTED_FIGURES = {
     "hessian.png",
     "trace_estimators.png",
     "spectral_density.png",
+    "layer_curvature.png",
     "sharpness.png",
     "curvature_trajectory.png",
     "restart.png",

@@ -27,6 +27,7 @@ MEASURES = (
     "trace",
     "trace_hutchpp",
     "spectral_density",
+    "layer_curvature",
     "restart",
     "curvature_trajectory",
     "epsilon_sharpness",

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from landscape.report.data import ReportData
 from landscape.report.draw_curvature import (
+    layer_curvature_figure,
     spectral_density_figure,
     trace_estimators_figure,
 )
@@ -108,6 +109,7 @@ SECTIONS: tuple[Section, ...] = (
             "trace",
             "trace_hutchpp",
             "spectral_density",
+            "layer_curvature",
             "epsilon_sharpness",
             "perturbation",
             "curvature_trajectory",
@@ -263,6 +265,15 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Gaussian-smoothed; log density axis): look for the overfit runs' spectrum reaching "
         "farther right (larger outlying eigenvalues) and how much weight lies below zero.",
         spectral_density_figure,
+    ),
+    FigureSpec(
+        "layer_curvature.png",
+        "sharpness",
+        ("layer_curvature",),
+        "Curvature of each parameter block's own Hessian (a layer's weight and bias together): "
+        "bars at the mean over seeds, dots per seed. Which layers carry the sharpness, and do "
+        "the overfit runs sharpen every layer or a few?",
+        layer_curvature_figure,
     ),
     FigureSpec(
         "sharpness.png",

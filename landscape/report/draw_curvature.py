@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from matplotlib.figure import Figure
 
 from landscape.report import series as S
 from landscape.report.data import ReportData
-from landscape.report.figures_curvature import plot_estimates, plot_spectral_density
+from landscape.report.figures_curvature import plot_blocks, plot_estimates, plot_spectral_density
+from landscape.report.style import PAGE_WIDTH, panels
 
 ESTIMATORS = (("trace", "Hutchinson"), ("trace_hutchpp", "Hutch++"))
 
@@ -35,3 +38,22 @@ def trace_estimators_figure(data: ReportData) -> Figure:
         ylabel="tr(H) (loss / θ²)",
         title="Hessian trace ± standard error, at equal products",
     )
+
+
+def layer_curvature_figure(data: ReportData) -> Figure:
+    """Top eigenvalue and trace of each block's Hessian, by mode (runs whose blocks differ
+    from the first run's are left out: another model)."""
+    results = sorted(data.measure("layer_curvature").items())
+    blocks = json.loads(results[0][1]["attrs"]["blocks"]) if results else []
+    same = [(k, r) for k, r in results if json.loads(r["attrs"]["blocks"]) == blocks]
+    fig, axs = panels(None, 2, PAGE_WIDTH, 4.0)
+    for ax, name, label in (
+        (axs[0], "top_eigenvalue", "largest eigenvalue of H_bb (loss / θ²)"),
+        (axs[1], "trace", "tr(H_bb) (loss / θ²)"),
+    ):
+        rows: dict[str, list[np.ndarray]] = {}
+        for key, r in same:
+            rows.setdefault(S.run_mode(data, key), []).append(np.asarray(r[name]))
+        values = {mode: np.vstack(v) for mode, v in rows.items()}
+        plot_blocks(blocks, values, ax=ax, ylabel=label, title=label.split(" (")[0] + " per block")
+    return fig
