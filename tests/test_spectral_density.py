@@ -148,3 +148,11 @@ def test_bad_arguments_raise_config_errors():
         lanczos(lambda v: v, torch.zeros(3, dtype=torch.float64), 2)
     with pytest.raises(ConfigError, match="steps >= 1"):
         lanczos(lambda v: v, torch.ones(3, dtype=torch.float64), 0)
+
+
+def test_negative_mass_counts_only_nodes_clearly_below_zero():
+    weights = torch.tensor([[0.5, 0.3, 0.2]], dtype=torch.float64)
+    bulk_below_zero = torch.tensor([[-1e-6, 0.5, 5.0]], dtype=torch.float64)
+    assert negative_mass(bulk_below_zero, weights) == 0.0  # the near-null bulk's sign is noise
+    clearly = torch.tensor([[-0.1, 0.5, 5.0]], dtype=torch.float64)
+    assert negative_mass(clearly, weights) == pytest.approx(0.5)

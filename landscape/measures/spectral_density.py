@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from landscape.measures.settings import AnalysisConfig
 
 INVERSE_CURV = "parameter^2 / loss"  # a density over eigenvalues (loss / parameter^2)
+NEGATIVE_TOL = 1e-3  # "negative": below -1e-3 of the largest |eigenvalue| (see negative_mass)
 TAIL = 6.0  # the grid reaches TAIL sigma past the extreme nodes: Gaussian mass lost < 2e-9
 
 PROBES = Setting(
@@ -152,11 +153,13 @@ def smoothed_density(
 
 
 def negative_mass(nodes: torch.Tensor, weights: torch.Tensor) -> float:
-    """The SLQ measure's weight on negative nodes, a fraction in [0, 1].
+    """The SLQ measure's weight on nodes below -NEGATIVE_TOL * max |node|, in [0, 1].
 
-    Coarse near 0: one Gauss node stands for the eigenvalues around it, so a node just below
-    0 carries their whole weight."""
-    return float((weights * (nodes < 0)).sum() / len(weights))
+    Nodes that close to 0 count as 0: a network's Hessian has a large near-null bulk, which
+    Gauss quadrature puts on one node whose sign is rounding noise (on the quick preset's
+    points 60-85% of the weight sits on a node within 1e-4 of 0, on either side)."""
+    threshold = -NEGATIVE_TOL * float(nodes.abs().max())
+    return float((weights * (nodes < threshold)).sum() / len(weights))
 
 
 def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
@@ -230,13 +233,17 @@ SPEC = MeasureSpec(
             ("eigenvalue",),
         ),
         Stored("width", "standard deviation of the smoothing Gaussian", CURV),
-        Stored("negative_mass", "fraction of the spectral weight on negative nodes", "fraction"),
+        Stored(
+            "negative_mass",
+            "fraction of the spectral weight on nodes below -1e-3 max |node|",
+            "fraction",
+        ),
         Stored("max_node", "largest Ritz value over the probes (<= lambda_max)", CURV),
     ),
     scalars=(
         Scalar(
             "density_negative_mass",
-            "spectral weight on negative eigenvalues (SLQ)",
+            "spectral weight below −0.1% of |λ|max (SLQ)",
             "fraction",
             "negative_mass",
             headline="present",
