@@ -252,8 +252,9 @@ FIGURES: tuple[FigureSpec, ...] = (
         "sharpness",
         ("trace", "trace_hutchpp"),
         "The Hessian trace of each run by Hutchinson's estimator and by Hutch++ at the same "
-        "number of Hessian-vector products, with standard errors: where a few large eigenvalues "
-        "dominate, Hutch++'s error bar is the shorter one.",
+        "number of Hessian-vector products, with standard errors (left), and each standard "
+        "error relative to its estimate (right): the lower estimator is the more precise one "
+        "for the same cost (bench/TRACE.md checks these errors against the exact trace).",
         trace_estimators_figure,
         any_need=True,
     ),

@@ -26,18 +26,32 @@ def spectral_density_figure(data: ReportData) -> Figure:
 
 
 def trace_estimators_figure(data: ReportData) -> Figure:
-    """Each run's Hessian trace by Hutchinson and by Hutch++ with standard errors, by mode."""
+    """Each run's Hessian trace by Hutchinson and by Hutch++ with standard errors, by mode
+    (left), and each standard error relative to its estimate (right: the errors bars are
+    too short to compare on the left's scale)."""
     estimates: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    relative: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
     for measure, label in ESTIMATORS:
         values = S.per_seed(data, measure, lambda r: float(r["trace"]))
         errors = S.per_seed(data, measure, lambda r: float(r["std_error"]))
         for mode, v in values.items():
             estimates.setdefault(mode, {})[label] = (v, errors[mode])
-    return plot_estimates(
+            share = 100 * errors[mode] / np.abs(v)
+            relative.setdefault(mode, {})[label] = (share, np.zeros_like(share))
+    fig, axs = panels(None, 2, PAGE_WIDTH, 4.0)
+    plot_estimates(
         estimates,
+        ax=axs[0],
         ylabel="tr(H) (loss / θ²)",
         title="Hessian trace ± standard error, at equal products",
     )
+    plot_estimates(
+        relative,
+        ax=axs[1],
+        ylabel="standard error / |estimate| (%)",
+        title="relative standard error (lower is better)",
+    )
+    return fig
 
 
 def layer_curvature_figure(data: ReportData) -> Figure:
