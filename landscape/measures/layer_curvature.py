@@ -3,9 +3,10 @@
 A block is a set of parameters (by default one module's: a layer's weight and bias together);
 its Hessian H_bb is the block's rows and columns of H. A product H_bb v_b is one full product:
 v_b is put in the block's place of a zero vector and the block's rows of H v are read. The top
-eigenvalue comes from `curvature.top_eigenvalues` on that product, the trace from Hutchinson's
-estimator (`curvature.hessian_trace`); a block no larger than the trace's samples is cheaper
-done exactly, column by column, and is (its standard error is then 0). The block traces sum to
+eigenvalue comes from `curvature.top_eigenvalues` on that product, the trace from Hutch++
+(`trace_hutchpp.hutchpp_trace`, the toolkit's trace estimator: bench/TRACE.md); a block no
+larger than the trace's products is cheaper done exactly, column by column, and is (its
+standard error is then 0). The block traces sum to
 tr(H) when the blocks cover every parameter; the block eigenvalues bound nothing about H's
 off-diagonal blocks, so the largest need not be H's.
 
@@ -33,11 +34,11 @@ from landscape.measures.curvature import (
     HVP,
     CurvatureError,
     hessian_matrix,
-    hessian_trace,
     top_eigenvalues,
 )
 from landscape.measures.hessian import final_hvp
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
+from landscape.measures.trace_hutchpp import hutchpp_trace
 from landscape.summary import Scalar
 
 if TYPE_CHECKING:
@@ -58,10 +59,10 @@ BLOCKS = Setting(
 LAYER_SAMPLES = Setting(
     "layer_trace_samples",
     30,
-    "per-layer curvature: Hutchinson samples per block's trace",
+    "per-layer curvature: Hessian-vector products per block's trace (Hutch++)",
     "int",
-    "an integer >= 2",
-    lambda v: v >= 2,
+    "an integer >= 4 (Hutch++'s fewest)",
+    lambda v: v >= 4,
     maximum=1_000_000,
 )
 
@@ -175,7 +176,7 @@ def _one_block(
         eig, products = [float(top.eigenvalues[0]), float(top.residuals[0])], top.n_products
     except CurvatureError:  # stays NaN, never hidden (the trace is still estimated)
         eig, products = [float("nan"), float("nan")], 0
-    tr = hessian_trace(hvp, size, generator=generator, n_samples=samples)
+    tr = hutchpp_trace(hvp, size, generator=generator, n_products=samples)
     return [*eig, tr.trace, tr.std_error], products + tr.n_products
 
 
@@ -190,7 +191,7 @@ def layer_curvature(
     """Top eigenvalue and trace of each block's Hessian, from products of the full `hvp`.
 
     hvp: v (P,) -> H v (P,) (e.g. `Objective.hvp_operator(theta)`); size: P. generator: the
-    Lanczos start vectors and Hutchinson probes, block after block. trace_samples >= 2.
+    Lanczos start vectors and Hutch++ probes, block after block. trace_samples >= 4.
     n_products counts the products of converged Lanczos runs and of the traces.
     """
     start = time.perf_counter()
@@ -257,7 +258,7 @@ SPEC = MeasureSpec(
         _per_block("block_size", "parameters in the block", "parameters"),
         _per_block("top_eigenvalue", "largest eigenvalue of the block's Hessian H_bb", CURV),
         _per_block("residual", "||H_bb v - lambda v|| / |lambda| of its eigenvector", "1"),
-        _per_block("trace", "tr(H_bb), Hutchinson (exact for small blocks)", CURV),
+        _per_block("trace", "tr(H_bb), Hutch++ (exact for small blocks)", CURV),
         _per_block("trace_std_error", "standard error of the block trace (0: exact)", CURV),
         Stored("max_top_eigenvalue", "the largest block eigenvalue (block: attrs.top_block)", CURV),
     ),

@@ -50,7 +50,7 @@ SPEC = MeasureSpec(
             "Hessian trace (Hutchinson)",
             "loss / parameter²",
             "trace",
-            headline="always",
+            headline="present",  # the headline trace is Hutch++'s: bench/TRACE.md
         ),
         Scalar(
             "hessian_trace_se",

@@ -151,7 +151,7 @@ SPEC = MeasureSpec(
             "Hessian trace (Hutch++)",
             "loss / parameter²",
             "trace",
-            headline="present",
+            headline="always",  # lower error than Hutchinson's at equal cost: bench/TRACE.md
         ),
         Scalar(
             "hessian_trace_hutchpp_se",
