@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 
 from landscape.report.data import ReportData
 from landscape.report.draw_curvature import (
+    CURVATURE_MEASURES,
     layer_curvature_figure,
     spectral_density_figure,
     trace_estimators_figure,
@@ -104,16 +105,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "sharpness",
         "Curvature and sharpness",
-        (
-            "hessian",
-            "trace",
-            "trace_hutchpp",
-            "spectral_density",
-            "layer_curvature",
-            "epsilon_sharpness",
-            "perturbation",
-            "curvature_trajectory",
-        ),
+        (*CURVATURE_MEASURES, "epsilon_sharpness", "perturbation", "curvature_trajectory"),
         "How sharply the clean training loss rises around each final point.",
     ),
     Section(

@@ -13,6 +13,8 @@ from landscape.report.figures_curvature import plot_blocks, plot_estimates, plot
 from landscape.report.style import PAGE_WIDTH, panels
 
 ESTIMATORS = (("trace", "Hutchinson"), ("trace_hutchpp", "Hutch++"))
+# the curvature section's measures, in the order the report lists the missing ones
+CURVATURE_MEASURES = ("hessian", "trace", "trace_hutchpp", "spectral_density", "layer_curvature")
 
 
 def spectral_density_figure(data: ReportData) -> Figure:
