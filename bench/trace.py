@@ -37,11 +37,11 @@ import numpy as np
 import torch
 
 from landscape.config import resolve_config
-from landscape.experiment import train_experiment
-from landscape.flat import Objective
+from landscape.train.experiment import train_experiment
+from landscape.core.flat import Objective
 from landscape.measures.curvature import HVP, hessian_trace, top_eigenvalues
 from landscape.measures.trace_hutchpp import hutchpp_trace
-from landscape.runs import Experiment
+from landscape.measures.runs import Experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench" / "trace"

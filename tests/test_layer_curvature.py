@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from landscape.errors import ConfigError
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 from landscape.measures.curvature import hessian_matrix
 from landscape.measures.layer_curvature import (
     BlockProduct,
@@ -16,7 +16,7 @@ from landscape.measures.layer_curvature import (
     module_blocks,
     prefix_blocks,
 )
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 
 def gen(seed: int = 0) -> torch.Generator:

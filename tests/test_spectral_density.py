@@ -15,7 +15,7 @@ from torch.nn.functional import cross_entropy
 from landscape.config import DataConfig
 from landscape.data import load_dataset
 from landscape.errors import ConfigError
-from landscape.flat import FlatModel, HessianVectorProduct, Objective
+from landscape.core.flat import FlatModel, HessianVectorProduct, Objective
 from landscape.measures.curvature import hessian_trace
 from landscape.measures.lanczos import gauss_quadrature, lanczos, rademacher
 from landscape.measures.spectral_density import negative_mass, slq, smoothed_density

@@ -10,7 +10,7 @@ standard error is then 0). The block traces sum to
 tr(H) when the blocks cover every parameter; the block eigenvalues bound nothing about H's
 off-diagonal blocks, so the largest need not be H's.
 
->>> from landscape.params import Layout
+>>> from landscape.core.layout import Layout
 >>> from torch import nn
 >>> layout = Layout.of_parameters(nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1)))
 >>> [(b.name, len(b.index)) for b in module_blocks(layout)]
@@ -39,10 +39,10 @@ from landscape.measures.curvature import (
 from landscape.measures.hessian import final_hvp
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
 from landscape.measures.trace_hutchpp import hutchpp_trace
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
-    from landscape.params import Layout
+    from landscape.core.layout import Layout
 
 BY_MODULE = "modules"
 TOL = 1e-3  # Lanczos residual tolerance: eigenvalues to ~1e-6 relative (bench/HESSIAN.md)

@@ -36,7 +36,7 @@ from landscape.measures.curvature import HVP, CurvatureError
 from landscape.measures.hessian import final_hvp
 from landscape.measures.lanczos import gauss_quadrature, lanczos, rademacher
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
     from landscape.measures.settings import AnalysisConfig

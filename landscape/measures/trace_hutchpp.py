@@ -35,7 +35,7 @@ from landscape.measures.hessian import final_hvp
 from landscape.measures.lanczos import rademacher
 from landscape.measures.spec import CURV, Context, MeasureSpec, Stored
 from landscape.measures.trace import TRACE_SAMPLES
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 
 @dataclass(frozen=True)
