@@ -132,6 +132,10 @@ LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "data.modulus": (2, True),
     "data.train_fraction": (0, False),
     "model.bias_init": (float("-inf"), False),
+    "data.seed": (0, True),
+    "train.seed": (0, True),
+    "optim.betas": (0, True),
+    "model.widths": (1, True),
     "optim.lr": (0, False),
     "optim.batch_size": (0, True),
     "optim.weight_decay": (0, True),
@@ -143,6 +147,28 @@ LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
     "train.overfit_noise": (0, True),
     "train.checkpoints": (1, True),
     "train.log_points": (2, True),
+}
+
+
+SEED_LIMIT = 2**63 - 1  # torch and numpy generators take seeds below 2**64; run k adds k
+# (maximum, why) for numbers with a natural bound: past it the toolkit would exhaust memory or
+# a generator would refuse the seed, so it is refused here, before anything is loaded or trained.
+UPPER_BOUNDS: dict[str, tuple[float, str]] = {
+    "data.seed": (SEED_LIMIT, "a generator seed"),
+    "train.seed": (SEED_LIMIT - 1_000_000, "a generator seed; run k uses seed + k"),
+    "train.runs": (1_000_000, "seeds per mode"),
+    "data.ring_resolution": (8192, "the ring image has resolution^2 pixels in memory"),
+    "data.ring_points": (2**26, "pixels of an 8192 x 8192 image"),
+    "data.ring_test_points": (2**26, "pixels of an 8192 x 8192 image"),
+    "data.line_points": (10**8, "points held in memory"),
+    "data.line_test_points": (10**8, "points held in memory"),
+    "data.modulus": (400, "p^2 one-hot pairs of 2p features are held in memory"),
+    "model.widths": (2**20, "units per layer"),
+    "optim.batch_size": (2**31 - 1, "examples per step"),
+    "optim.betas": (0.999999, "Adam's betas lie in [0, 1)"),
+    "train.copies": (10_000, "copies of the corrupted test set"),
+    "train.checkpoints": (10_000, "checkpoints stored per run"),
+    "train.log_points": (1_000_000, "history points stored per run"),
 }
 
 
@@ -178,14 +204,22 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             raise ConfigError(f"config key {key!r}: expected an integer, found {value!r}")
         return value
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"config key {key!r}: expected a number, found {value!r}")
+        # NaN passes every `>= 0` check, so non-finite numbers are refused here, once
+        if isinstance(value, bool) or not isinstance(value, int | float) or not _finite(value):
+            raise ConfigError(f"config key {key!r}: expected a finite number, found {value!r}")
         return float(value)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"config key {key!r}: expected a string, found {value!r}")
         return value
     raise ConfigError(f"config key {key!r}: unsupported type {hint!r}")  # pragma: no cover
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past float's range
+        return False
 
 
 def _check_value(key: str, value: Any) -> None:
@@ -199,6 +233,13 @@ def _check_value(key: str, value: Any) -> None:
             if v < low or (v == low and not inclusive):
                 rel = ">=" if inclusive else ">"
                 raise ConfigError(f"config key {key!r}: expected a value {rel} {low}, found {v!r}")
+    if key in UPPER_BOUNDS and value is not None:
+        high, why = UPPER_BOUNDS[key]
+        for v in value if isinstance(value, tuple) else (value,):
+            if v > high:
+                raise ConfigError(
+                    f"config key {key!r}: expected a value <= {high:,} ({why}), found {v!r}"
+                )
 
 
 def _build_section(name: str, values: dict[str, Any]) -> Any:
@@ -209,7 +250,7 @@ def _build_section(name: str, values: dict[str, Any]) -> Any:
     for key, value in values.items():
         if key not in fields:
             raise ConfigError(
-                f"unknown config key {name}.{key!r}; known keys in [{name}]: "
+                f"unknown config key '{name}.{key}'; known keys in [{name}]: "
                 + ", ".join(sorted(fields))
             )
         full = f"{name}.{key}"
@@ -307,8 +348,19 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: not found; check the path given to -c") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path}: is a folder; give -c a .toml file") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path}: not readable (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte {e.start} is "
+            f"{e.object[e.start : e.start + 1]!r}); TOML files are UTF-8; save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot be read ({e.strerror})") from None
 
 
 def preset_names() -> list[str]:

@@ -65,6 +65,12 @@ class Setting:
         allowed = typed is not None and (not self.choices or _in_choices(typed, self.choices))
         if allowed and self.check(typed) and _within(typed, self.maximum):
             return typed
+        if allowed and self.check(typed):
+            raise ConfigError(
+                f"analysis setting {self.name!r}: expected at most {self.maximum:,g} (larger "
+                f"values exhaust time or memory), found {value!r}; use e.g. --set "
+                f"analyze.{self.name}={_example(self)}"
+            )
         raise ConfigError(
             f"analysis setting {self.name!r}: expected {self.expectation}, found {value!r}; use "
             f"e.g. --set analyze.{self.name}={_example(self)}"
