@@ -20,6 +20,7 @@ from cli.common import (
     handle_errors,
 )
 from landscape import config as cfgmod
+from landscape.config_checks import CHOICES
 from landscape.errors import ConfigError
 
 
@@ -31,7 +32,7 @@ def presets() -> None:
 
 
 def _choice(key: str) -> click.Choice:
-    return click.Choice(cfgmod.CHOICES[key])
+    return click.Choice(CHOICES[key])
 
 
 # (option, config key, click type, help); each maps one flag onto one config key.
