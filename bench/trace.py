@@ -37,11 +37,11 @@ import numpy as np
 import torch
 
 from landscape.config import resolve_config
-from landscape.train.experiment import train_experiment
 from landscape.core.flat import Objective
 from landscape.measures.curvature import HVP, hessian_trace, top_eigenvalues
-from landscape.measures.trace_hutchpp import hutchpp_trace
 from landscape.measures.runs import Experiment
+from landscape.measures.trace_hutchpp import hutchpp_trace
+from landscape.train.experiment import train_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench" / "trace"

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.errors import ConfigError
 from landscape.core.flat import FlatModel, Objective
+from landscape.core.layout import Layout
+from landscape.errors import ConfigError
 from landscape.measures.curvature import hessian_matrix
 from landscape.measures.layer_curvature import (
     BlockProduct,
@@ -16,7 +17,6 @@ from landscape.measures.layer_curvature import (
     module_blocks,
     prefix_blocks,
 )
-from landscape.core.layout import Layout
 
 
 def gen(seed: int = 0) -> torch.Generator:

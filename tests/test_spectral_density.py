@@ -13,9 +13,9 @@ from torch.func import functional_call, grad, jacrev
 from torch.nn.functional import cross_entropy
 
 from landscape.config import DataConfig
+from landscape.core.flat import FlatModel, HessianVectorProduct, Objective
 from landscape.data import load_dataset
 from landscape.errors import ConfigError
-from landscape.core.flat import FlatModel, HessianVectorProduct, Objective
 from landscape.measures.curvature import hessian_trace
 from landscape.measures.lanczos import gauss_quadrature, lanczos, rademacher
 from landscape.measures.spectral_density import negative_mass, slq, smoothed_density
