@@ -446,7 +446,7 @@ def info(store_path: Path, as_json: bool) -> None:
         )
 
 
-from cli import analyze_cmd, pipeline  # noqa: E402, F401  (register analyze, report, run)
+from cli import analyze_cmd, import_cmd, pipeline  # noqa: E402, F401  (register the commands)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
