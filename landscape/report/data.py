@@ -56,7 +56,22 @@ class ReportData:
 
     @property
     def dataset(self) -> str:
-        return str(self.config.get("data", {}).get("name", self.train_index.get("dataset", "")))
+        # the index names the data actually used (an imported store's may be the user's file)
+        name = self.train_index.get("dataset") or self.config.get("data", {}).get("name", "")
+        return str(name)
+
+    @property
+    def imported(self) -> dict[str, Any] | None:
+        """How an imported store's model and data are rebuilt (`landscape import`); None for a
+        store `landscape train` wrote."""
+        raw = self.train_index.get("imported")
+        return json.loads(raw) if raw else None
+
+    @property
+    def skipped(self) -> dict[str, dict[str, str]]:
+        """{measure: {key: reason}} the analysis could not compute on this store."""
+        raw = self.analysis_attrs.get("skipped")
+        return json.loads(raw) if raw else {}
 
     @property
     def measures(self) -> dict[str, dict[str, Any]]:
