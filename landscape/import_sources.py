@@ -82,14 +82,13 @@ def resolve(
         raise ConfigError(
             f"{what} {path!r}: expected an import path module:function, e.g. mypkg.nets:make_net"
         )
+    folders = list(dict.fromkeys(folders))
     with _on_sys_path(folders):
         module = _import(module_name, path, what, folders, error)
     obj: Any = module
     for part in attr.split("."):
         if not hasattr(obj, part):
-            names = sorted(
-                n for n in vars(module) if not n.startswith("_") and callable(vars(module)[n])
-            )
+            names = _own_callables(module)
             raise error(
                 f"{what} {path!r}: module {module_name} ({getattr(module, '__file__', '?')}) has "
                 f"no attribute {attr!r}; its callables: {', '.join(names) or 'none'}; fix the name"
@@ -98,6 +97,15 @@ def resolve(
     if not callable(obj):
         raise error(f"{what} {path!r}: expected a callable, found {type(obj).__name__}")
     return obj
+
+
+def _own_callables(module: Any) -> list[str]:
+    """Public callables defined in `module` itself (not the ones it imports)."""
+    return sorted(
+        n
+        for n, v in vars(module).items()
+        if not n.startswith("_") and callable(v) and getattr(v, "__module__", "") == module.__name__
+    )
 
 
 def _import(

@@ -252,12 +252,12 @@ def _check_same(
     template: nn.Module,
 ) -> ExperimentConfig:
     """Appending: the same model, arguments, data and parameter layout as the stored runs."""
-    stored_cfg = json.loads(index["config"])
+    stored_cfg, now = json.loads(index["config"]), json.loads(cfg.to_json())  # tuples as lists
     stored = stored_record(index)
     ours = {
         "imported": json.loads(record.to_json()),
-        "data": cfg.to_dict()["data"],
-        "model": cfg.to_dict()["model"],
+        "data": now["data"],
+        "model": now["model"],
         "dataset_fingerprint": ds.fingerprint,
     }
     theirs = {

@@ -90,7 +90,7 @@ def make_broken(width: int = 4) -> nn.Module:
     raise ValueError(f"width {width} is not supported by this factory")
 
 
-def make_not_a_module() -> int:
+def make_not_a_module(**kwargs: object) -> int:
     return 42
 
 
