@@ -23,24 +23,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
 import re
 import shlex
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
-import numpy as np
 import torch
 from torch import nn
 
-from landscape import store
 from landscape._version import __version__
 from landscape.config import ExperimentConfig, from_dict
 from landscape.data import Dataset
-from landscape.errors import ConfigError, ModelError, StoreError
+from landscape.errors import ConfigError, ModelError
 from landscape.flat import FlatModel
 from landscape.import_arrays import TASKS
 from landscape.import_sources import (
@@ -49,10 +44,9 @@ from landscape.import_sources import (
     ImportRecord,
     ModelSource,
     data_kind,
-    stored_record,
 )
+from landscape.import_store import check_same, existing_index, next_run_id, run_record, write
 from landscape.params import Layout
-from landscape.train import loss_units
 from landscape.weights import Point, read_point
 
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # run ids are <label>-<k>: no '-' or '.' inside
@@ -153,15 +147,20 @@ def import_checkpoint(
     """
     request.check()
     out = Path(out)
-    index = _existing(out, append)
+    index = existing_index(out, append)
     record, cfg, ds = _sources(request, data_dir=data_dir, offline=offline)
     template = record.template(cfg, ds)
     if index is not None:
-        cfg = _check_same(out, index, record, cfg, ds, template)
+        cfg = check_same(out, index, record, cfg, ds, template)
     points = _read_points(request, template)
     _check_forward(template, points[-1][1], ds, record.model_name(cfg))
-    run_id = _next_run_id(index, request.label)
-    rec = _run_record(run_id, request, cfg, template, points, ds, record)
+    run_id = next_run_id(index, request.label)
+    # steps unknown without --step: the final point is 1 step after init (0 without one)
+    final_step = request.step if request.step is not None else int(request.init is not None)
+    steps = [*sorted(request.checkpoints), final_step]
+    rec = run_record(
+        run_id, cfg, template, points, steps, ds, record, step_given=request.step is not None
+    )
     commands = json.loads(index.get("import_commands", "[]")) if index else []
     attrs = {
         "dataset": ds.name,
@@ -172,28 +171,10 @@ def import_checkpoint(
         "import_commands": json.dumps([*commands, request.command(out, append=append)]),
     }
     planned = [*(index["planned_runs"] if index else []), run_id]
-    path = _write(out, rec, cfg, planned, attrs)
+    path = write(out, rec, cfg, planned, attrs)
     notes = _notes(template, points)
     labels = [name for name, _ in points]
     return ImportResult(run_id, path, int(rec.final_params.size), labels, notes)
-
-
-def _existing(out: Path, append: bool) -> dict[str, Any] | None:
-    """The index of the store to append to; None for a new store."""
-    if out.exists() and not append:
-        raise StoreError(
-            f"output {out}: exists; landscape import never overwrites a store: choose a new "
-            "-o path, or pass --append to add this point to it as another run"
-        )
-    if not out.exists():
-        return None
-    index = store.read_index(out)
-    if not index.get("imported"):
-        raise StoreError(
-            f"output {out}: a store written by `landscape train`; imported points go to a store "
-            "of their own: choose a new -o path"
-        )
-    return index
 
 
 def _sources(
@@ -243,41 +224,6 @@ def _config(data: dict, model: dict, label: str, loss: str) -> ExperimentConfig:
     )
 
 
-def _check_same(
-    out: Path,
-    index: dict[str, Any],
-    record: ImportRecord,
-    cfg: ExperimentConfig,
-    ds: Dataset,
-    template: nn.Module,
-) -> ExperimentConfig:
-    """Appending: the same model, arguments, data and parameter layout as the stored runs."""
-    stored_cfg, now = json.loads(index["config"]), json.loads(cfg.to_json())  # tuples as lists
-    stored = stored_record(index)
-    ours = {
-        "imported": json.loads(record.to_json()),
-        "data": now["data"],
-        "model": now["model"],
-        "dataset_fingerprint": ds.fingerprint,
-    }
-    theirs = {
-        "imported": json.loads(stored.to_json()) if stored else None,
-        "data": stored_cfg["data"],
-        "model": stored_cfg["model"],
-        "dataset_fingerprint": index.get("dataset_fingerprint"),
-    }
-    diffs = [f"{k}: stored {theirs[k]!r}, now {ours[k]!r}" for k in ours if ours[k] != theirs[k]]
-    stored_layout = Layout.from_arrays(store.read_run(out, index["planned_runs"][0])["layout"])
-    if not diffs and stored_layout != Layout.of_parameters(template):
-        diffs.append("the parameter layout of the model differs from the stored runs'")
-    if diffs:
-        raise StoreError(
-            f"output {out}: holds points of another model or data ({'; '.join(diffs)}); "
-            "--append needs the same --model, --model-arg and data: choose a new -o path"
-        )
-    return from_dict(stored_cfg)
-
-
 def _read_points(request: ImportRequest, template: nn.Module) -> list[tuple[str, Point]]:
     """(name, Point) in path order: init, checkpoints by step, final."""
     points = []
@@ -319,108 +265,6 @@ def _check_forward(template: nn.Module, point: Point, ds: Dataset, name: str) ->
             f"--model {name}: outputs NaN or inf at the imported weights on the first training "
             "inputs; check that the data is preprocessed as in training"
         )
-
-
-def _next_run_id(index: dict[str, Any] | None, label: str) -> str:
-    taken = [r for r in (index or {}).get("planned_runs", []) if r.rsplit("-", 1)[0] == label]
-    return f"{label}-{len(taken):03d}"
-
-
-def _run_record(
-    run_id: str,
-    request: ImportRequest,
-    cfg: ExperimentConfig,
-    template: nn.Module,
-    points: list[tuple[str, Point]],
-    ds: Dataset,
-    record: ImportRecord,
-) -> store.RunRecord:
-    init = points[0][1] if points[0][0] == "init" else None
-    path = [p for name, p in points if name != "init"]  # checkpoints, then the final point
-    final_step = request.step if request.step is not None else int(init is not None)
-    steps = [*sorted(request.checkpoints), final_step]
-    empty = np.zeros(0, dtype=np.float32)
-    return store.RunRecord(
-        run_id=run_id,
-        mode=request.label,
-        index=int(run_id.rsplit("-", 1)[1]),
-        seed=-1,  # not known: the point was trained elsewhere
-        status="complete",
-        diverged_step=-1,
-        config_json=cfg.to_json(),
-        layout=Layout.of_parameters(template).to_arrays(),
-        buffer_layout=Layout.of_buffers(template).to_arrays(),
-        init_params=init.params if init else empty,
-        init_buffers=init.buffers if init else empty,
-        checkpoint_steps=np.array(steps, dtype=np.int64),
-        checkpoint_epochs=np.full(len(steps), np.nan),
-        checkpoint_params=np.stack([p.params for p in path]),
-        checkpoint_buffers=np.stack([p.buffers for p in path]),
-        final_step=final_step,
-        final_epoch=float("nan"),  # unknown
-        final_params=path[-1].params,
-        final_buffers=path[-1].buffers,
-        history={"step": np.zeros(0, dtype=np.int64)},  # none: trained elsewhere
-        corrupt_targets=None,
-        attrs=_run_attrs(request, cfg, ds, record, points, path[-1].params.size),
-    )
-
-
-def _run_attrs(
-    request: ImportRequest,
-    cfg: ExperimentConfig,
-    ds: Dataset,
-    record: ImportRecord,
-    points: list[tuple[str, Point]],
-    n_params: int,
-) -> dict[str, Any]:
-    sources = {
-        name: {"file": p.file, "sha256": p.sha256, "buffers_from_file": p.buffers_from_file}
-        for name, p in points
-    }
-    return {
-        "dataset": ds.name,
-        "dataset_title": ds.title,
-        "dataset_fingerprint": ds.fingerprint,
-        "dataset_source": ds.source,
-        "task": ds.task,
-        "loss": cfg.train.loss,
-        "n_train_clean": len(ds.x_train),
-        "n_train": len(ds.x_train),
-        "n_test": len(ds.x_test),
-        "copies": 0,
-        "n_params": n_params,
-        "model": record.model_name(cfg),
-        "imported_points": json.dumps(sources),
-        "final_step_given": request.step is not None,
-        "landscape_version": __version__,
-        "torch_version": torch.__version__,
-        "numpy_version": np.__version__,
-        "h5py_version": h5py.__version__,
-        "python_version": platform.python_version(),
-    }
-
-
-def _write(
-    out: Path, rec: store.RunRecord, cfg: ExperimentConfig, planned: list[str], attrs: dict
-) -> Path:
-    """The run file, then the index, each atomically; on any failure neither is left behind."""
-    path = store.run_file(out, rec.run_id)
-    if path.exists():
-        raise StoreError(
-            f"output {out}: its run folder already holds {path.name} (left by an earlier "
-            f"import?); remove {store.runs_dir(out)} or choose a new -o path"
-        )
-    created = not store.runs_dir(out).exists()
-    try:
-        store.write_run(out, rec, loss_units=loss_units(cfg.train.loss))
-        store.write_index(out, config_json=cfg.to_json(), planned=planned, attrs=attrs)
-    except BaseException:
-        path.unlink(missing_ok=True)
-        if created:
-            shutil.rmtree(store.runs_dir(out), ignore_errors=True)
-        raise
-    return path
 
 
 def _notes(template: nn.Module, points: list[tuple[str, Point]]) -> list[str]:

@@ -128,3 +128,29 @@ def test_transformer_encoder_without_init_skips_what_needs_it(tmp_path):
     assert "distance" not in summary["not_computed"]
     page = (tmp_path / "report" / "report.html").read_text()
     assert "skipped" in page and "imported without --init" in page
+
+
+def test_dask_workers_reimport_the_users_module(tmp_path):
+    pytest.importorskip("distributed")
+    torch.manual_seed(0)
+    data = F.sequences()
+    np.savez(tmp_path / "seq.npz", **data)
+    weights = F.save(
+        F.train_briefly(F.make_transformer(), data, steps=3), tmp_path / "w.safetensors"
+    )
+    out = tmp_path / "tr.h5"
+    res = run(
+        "import", "--model", "tests.foreign_nets:make_transformer", "--weights", weights,
+        "--data", tmp_path / "seq.npz", "-o", out,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    only = ["--only", "gradient,hessian", "--top-k", 1]
+    assert run("analyze", out, *only, "-o", tmp_path / "here.h5").exit_code == 0
+    res = run(
+        "analyze", out, *only, "-o", tmp_path / "dask.h5", "--executor", "dask", "--workers", 1
+    )
+    assert res.exit_code == 0, res.output
+    for measure in ("gradient", "hessian"):
+        a, b = (result(tmp_path / f"{w}.h5", measure, "normal-000") for w in ("here", "dask"))
+        for name in a:
+            np.testing.assert_allclose(a[name], b[name], rtol=1e-6, err_msg=f"{measure}/{name}")

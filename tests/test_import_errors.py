@@ -199,3 +199,13 @@ def test_append_adds_a_labelled_run_of_the_same_model_only(tmp_path, files):
     res = run("train", "-o", out, "--runs", 1)
     assert res.exit_code == 1 and "imported with `landscape import`" in res.output
     assert snapshot(tmp_path) == before
+
+
+def test_a_failure_while_writing_leaves_nothing(tmp_path, files, monkeypatch):
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr("landscape.store.write_index", disk_full)
+    res = import_(files)
+    assert isinstance(res.exception, OSError)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
