@@ -16,9 +16,10 @@ from landscape.config import (
     preset_names,
     resolve_config,
 )
-from landscape.errors import ConfigError, DataError, LandscapeError, StoreError
+from landscape.errors import ConfigError, DataError, LandscapeError, ModelError, StoreError
 from landscape.experiment import planned_runs, train_experiment
 from landscape.flat import FlatModel, Objective
+from landscape.importer import ImportRequest, ImportResult, import_checkpoint
 from landscape.params import Layout
 from landscape.plan import Plan, resolve_plan
 from landscape.runs import Experiment
@@ -45,9 +46,12 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "FlatModel",
+    "ImportRequest",
+    "ImportResult",
     "LandscapeError",
     "Layout",
     "ModelConfig",
+    "ModelError",
     "Objective",
     "OptimConfig",
     "Plan",
@@ -58,6 +62,7 @@ __all__ = [
     "__version__",
     "analyze",
     "build_report",
+    "import_checkpoint",
     "measure_names",
     "planned_runs",
     "preset_names",

@@ -154,3 +154,46 @@ def test_dask_workers_reimport_the_users_module(tmp_path):
         a, b = (result(tmp_path / f"{w}.h5", measure, "normal-000") for w in ("here", "dask"))
         for name in a:
             np.testing.assert_allclose(a[name], b[name], rtol=1e-6, err_msg=f"{measure}/{name}")
+
+
+def test_a_builtin_architecture_on_a_builtin_dataset(tmp_path):
+    from landscape.config import ModelConfig
+    from landscape.models import build_model
+
+    model = build_model(ModelConfig(widths=(16,)), input_shape=(1, 8, 8), n_outputs=10)
+    weights = F.save(model, tmp_path / "mlp.safetensors")
+    out = tmp_path / "mlp.h5"
+    res = run(
+        "import", "--model", "mlp", "--model-arg", "widths=[16]", "--weights", weights,
+        "--dataset", "digits", "--subset", 100, "--test-subset", 50, "-o", out,
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = run("analyze", out, "--only", "gradient")
+    assert res.exit_code == 0, res.output
+    g = result(tmp_path / "mlp.analysis.h5", "gradient", "normal-000")
+    assert g["train_grad_norm"].shape == (1,) and np.isfinite(g["train_grad_norm"]).all()
+
+
+def test_float_targets_make_a_regression_and_the_output_width_is_checked(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3)).astype(np.float32)
+    data = {"x_train": x[:30], "y_train": x[:30, :1] * 2, "x_test": x[30:], "y_test": x[30:, :1]}
+    np.savez(tmp_path / "reg.npz", **data)
+    common = ["--data", tmp_path / "reg.npz"]
+    for outputs, code in ((1, 0), (2, 1)):
+        model = torch.nn.Linear(3, outputs)
+        weights = F.save(model, tmp_path / f"lin{outputs}.safetensors")
+        res = run(
+            "import", "--model", "torch.nn:Linear", "--model-arg", "in_features=3",
+            "--model-arg", f"out_features={outputs}", "--weights", weights, *common,
+            "-o", tmp_path / f"lin{outputs}.h5",
+        )  # fmt: skip
+        assert res.exit_code == code, res.output
+    assert "expected outputs (batch, 1 values) per input for the regression targets" in res.output
+    res = run("analyze", tmp_path / "lin1.h5", "--only", "gradient,hessian", "--top-k", 1)
+    assert res.exit_code == 0, res.output
+    # a linear model under MSE: the Hessian is 2 X^T X / n over (x, 1), exactly
+    xb = np.hstack([data["x_train"], np.ones((30, 1), np.float32)]).astype(np.float64)
+    top = np.linalg.eigvalsh(2 * xb.T @ xb / 30)[-1]
+    h = result(tmp_path / "lin1.analysis.h5", "hessian", "normal-000")
+    assert h["eigenvalues"][0] == pytest.approx(top, rel=1e-4)
