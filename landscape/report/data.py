@@ -56,9 +56,9 @@ class ReportData:
 
     @property
     def dataset(self) -> str:
-        # the index names the data actually used (an imported store's may be the user's file)
-        name = self.train_index.get("dataset") or self.config.get("data", {}).get("name", "")
-        return str(name)
+        if self.imported is not None:  # the user's file or function: the index names it
+            return str(self.train_index.get("dataset", ""))
+        return str(self.config.get("data", {}).get("name", self.train_index.get("dataset", "")))
 
     @property
     def imported(self) -> dict[str, Any] | None:
