@@ -10,6 +10,7 @@ A train store of imported points keeps an `ImportRecord` (JSON, index attribute 
 the factory, its keyword arguments and the folder it was imported from, and the data source,
 so `landscape analyze` (here or on a Dask worker sharing the filesystem) imports the same code
 and reads the same arrays; the dataset fingerprint and the parameter layout are checked again.
+Analyzing such a store therefore runs the code it names: trust it as you would that code.
 
 >>> parse_model_args(["width=64", "dropout=0.1", "bias=true", "name=wide"])
 {'width': 64, 'dropout': 0.1, 'bias': True, 'name': 'wide'}
