@@ -128,6 +128,7 @@ def test_transformer_encoder_without_init_skips_what_needs_it(tmp_path):
     assert "distance" not in summary["not_computed"]
     page = (tmp_path / "report" / "report.html").read_text()
     assert "skipped" in page and "imported without --init" in page
+    assert "Imported points (landscape import) have no training history." in page
 
 
 def test_dask_workers_reimport_the_users_module(tmp_path):

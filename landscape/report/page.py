@@ -170,7 +170,10 @@ def section_html(
     figures = [figure_html(f, png) for f, png in drawn if f.section == section_id]
     missing = missing_html(section.measures, summary)
     if section_id == "training" and not figures:
-        missing += "<div class=missing>No completed run with a training history.</div>"
+        why = "No completed run with a training history."
+        if summary["experiment"].get("imported"):
+            why = "Imported points (landscape import) have no training history."
+        missing += f"<div class=missing>{why}</div>"
     if section_id == "prediction" and not figures and not _has_prediction(summary):
         return ""  # only ring and line experiments have this section
     return (
