@@ -9,7 +9,7 @@ Subcommands (the shell script calls them; each is usable alone):
 - `exec PEAK.json (--landscape | SCRIPT) -- ARGS...`: run `landscape ARGS` or the Python
   script SCRIPT in this process and write its peak memory (torch's CUDA allocator, else the
   process's peak RSS), the memory budgets the toolkit chose (every call of
-  `landscape.analyze.default_budget` and `landscape.train.train_budget`), and, for
+  `landscape.measures.runner.default_budget` and `landscape.train.trainer.train_budget`), and, for
   `landscape run`, the seconds and peak memory of each phase (train, analyze, report). The
   file is rewritten after each phase, and a SIGTERM (the step's timeout) still writes it.
 - `stamp T0`: copy stdin to stdout, each line prefixed with the seconds since T0.
@@ -216,7 +216,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def exec_step(peak: Path, target: str, args: list[str]) -> int:
-    # the modules themselves: `landscape.analyze` as an attribute is the re-exported function
+    # the modules themselves: `landscape.measures.runner` as an attribute is the re-exported function
     names = ("analyze", "experiment", "report", "train")
     analyze, experiment, report, train = (importlib.import_module(f"landscape.{m}") for m in names)
     meter = _Meter(peak)
@@ -351,7 +351,7 @@ def training_flops(store_path: Path) -> dict:
     """
     import h5py
 
-    from landscape import store
+    from landscape.store import train_store as store
 
     index = store.read_index(store_path)
     runs = store.completed_runs(store_path, index["planned_runs"])

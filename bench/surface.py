@@ -84,15 +84,15 @@ from hessian import train  # the sibling script (bench/ is on sys.path when run)
 from torch import nn
 from torch.func import functional_call
 
-from landscape.analyze import default_budget
+from landscape.measures.runner import default_budget
 from landscape.config import DataConfig, ModelConfig
 from landscape.data import load_dataset
 from landscape.errors import LandscapeError
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 from landscape.measures.directions import random_plane
 from landscape.measures.slices import grid_coordinates, surface_2d_rows
 from landscape.models import build_model, init_parameters
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"  # MNIST; absent on a user's machine
@@ -500,7 +500,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--budget-mb",
         type=float,
-        help="the batched evaluator's activation budget in MiB (default: landscape.analyze."
+        help="the batched evaluator's activation budget in MiB (default: landscape.measures.runner."
         "default_budget: a tenth of RAM up to 2 GiB on a CPU, half the free memory on CUDA)",
     )
     ap.add_argument("--peak-size", type=int, help="matmul size for the peak (2048 CPU, 8192 CUDA)")

@@ -32,12 +32,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from landscape.batched import ModuleEngine, StackedEngine
+from landscape.core.batched import ModuleEngine, StackedEngine
 from landscape.config import ExperimentConfig, from_dict
 from landscape.data import Dataset, build_training_set, load_dataset
 from landscape.errors import LandscapeError
 from landscape.models import build_model, init_parameters
-from landscape.train import (
+from landscape.train.trainer import (
     _initial_modules,
     _Loop,
     _order_seed,

@@ -81,7 +81,7 @@ def _flag_value(name: str, value: Any) -> Any:
 def resolve_settings(only: str | None, flags: dict[str, Any], assignments: tuple[str, ...]) -> Any:
     """AnalysisConfig from --only, the flags and --set analyze.KEY=VALUE; a key given both ways
     with different values is refused rather than silently resolved."""
-    from landscape.analyze import AnalysisConfig
+    from landscape.measures.runner import AnalysisConfig
 
     values: dict[str, Any] = {}
     for text in assignments:
@@ -192,8 +192,8 @@ def analyze(
       landscape analyze runs/quick.h5 --only surface2d --grid 51 --span 1.0
       landscape analyze runs/quick.h5 --set analyze.radii=[0.05,0.1] --dry-run
     """
-    from landscape.analyze import AnalyzeOptions
-    from landscape.analyze import analyze as run_analysis
+    from landscape.measures.runner import AnalyzeOptions
+    from landscape.measures.runner import analyze as run_analysis
 
     if list_measures:
         return _list()

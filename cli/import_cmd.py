@@ -131,8 +131,8 @@ def import_(
           --data arrays.npz -o runs/net.h5
       landscape analyze runs/mine.h5 && landscape report runs/mine.analysis.h5
     """
-    from landscape.import_sources import parse_model_args
-    from landscape.importer import ImportRequest, import_checkpoint
+    from landscape.importer.sources import parse_model_args
+    from landscape.importer.checkpoint import ImportRequest, import_checkpoint
 
     request = ImportRequest(
         weights=weights,

@@ -95,7 +95,7 @@ class ExecutorChoice:
 
     @contextlib.contextmanager
     def open(self) -> Iterator[Any]:
-        from landscape.executor import make_executor
+        from landscape.core.executor import make_executor
 
         options = _cluster_options(self.options)
         executor = make_executor(self.spec, workers=self.workers, cluster_options=options)
@@ -305,9 +305,9 @@ def train(
       landscape train -p merkulov-mnist-mlp --data-dir ../shared/data -o runs/mnist.h5
       landscape train -o runs/q.h5 --mode overfit --runs 8 --lr 3e-4
     """
-    from landscape.experiment import planned_runs, train_experiment
-    from landscape.plan import resolve_plan
-    from landscape.train import RuntimeOptions
+    from landscape.train.experiment import planned_runs, train_experiment
+    from landscape.pipeline.plan import resolve_plan
+    from landscape.train.trainer import RuntimeOptions
 
     plan = resolve_plan(
         preset=preset, config_file=config_file, overrides=_overrides(flags, assignments)
@@ -413,8 +413,8 @@ def _run_line(run: dict) -> str:
 @handle_errors
 def info(store_path: Path, as_json: bool) -> None:
     """Show what a store holds: runs (train store) or results (analysis store)."""
-    from landscape.analysis_store import KIND_ANALYSIS, analysis_info
-    from landscape.store import store_info, store_kind
+    from landscape.store.analysis_store import KIND_ANALYSIS, analysis_info
+    from landscape.store.train_store import store_info, store_kind
 
     if store_kind(store_path) == KIND_ANALYSIS:
         data = analysis_info(store_path)

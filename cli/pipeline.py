@@ -25,14 +25,15 @@ from cli.main import (
 
 if TYPE_CHECKING:
     from landscape.config import ExperimentConfig
-    from landscape.executor import Executor
-    from landscape.plan import Plan
+    from landscape.core.executor import Executor
+    from landscape.pipeline.plan import Plan
 
 
 def _claims_of(path: Path) -> list[dict[str, Any]]:
     """The claims recorded in the train store behind `path` (an analysis or a train store)."""
-    from landscape import analysis_store, store
-    from landscape.plan import stored_claims
+    from landscape.store import analysis_store
+    from landscape.store import train_store as store
+    from landscape.pipeline.plan import stored_claims
 
     train = path
     if store.store_kind(path) != store.KIND_TRAIN:
@@ -135,7 +136,7 @@ def run(
       landscape run ring-sweep-small           5 ring sizes at equal epochs and steps
       landscape presets                        what can be run
     """
-    from landscape.plan import resolve_plan
+    from landscape.pipeline.plan import resolve_plan
 
     flags = {"runs": runs} if runs else {}
     plan = resolve_plan(preset=preset, overrides=_overrides(flags, assignments))
@@ -178,10 +179,10 @@ def _run_one(
     claims: bool = True,
 ) -> tuple[dict[str, Any], bool]:
     """Train, analyze and report one experiment; (its summary, whether a run diverged)."""
-    from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze
-    from landscape.experiment import train_experiment
+    from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze
+    from landscape.train.experiment import train_experiment
     from landscape.report import build_report
-    from landscape.train import RuntimeOptions
+    from landscape.train.trainer import RuntimeOptions
 
     analysis = _analysis_path(store)
     click.echo(f"[1/3] train {plan.name}: {plan.description}", err=True)
@@ -211,7 +212,7 @@ def _run_sweep(plan: Plan, store: Path, out: Path, ctx: _Context, commands: dict
     """Every variant of the plan's sweep, then sweep.html; True when any run diverged."""
     from landscape.data import load_dataset
     from landscape.report.sweep import SweepEntry, build_sweep_report
-    from landscape.sweep import variants
+    from landscape.pipeline.sweep import variants
 
     assert plan.sweep is not None
 

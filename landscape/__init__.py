@@ -6,7 +6,7 @@ The public API is exactly what is listed here.
 from typing import Any
 
 from landscape._version import __version__
-from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze, measure_names
+from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names
 from landscape.config import (
     DataConfig,
     ExperimentConfig,
@@ -17,14 +17,14 @@ from landscape.config import (
     resolve_config,
 )
 from landscape.errors import ConfigError, DataError, LandscapeError, ModelError, StoreError
-from landscape.experiment import planned_runs, train_experiment
-from landscape.flat import FlatModel, Objective
-from landscape.importer import ImportRequest, ImportResult, import_checkpoint
-from landscape.params import Layout
-from landscape.plan import Plan, resolve_plan
-from landscape.runs import Experiment
-from landscape.summary import summarize
-from landscape.train import Event, RuntimeOptions, TrainSummary
+from landscape.train.experiment import planned_runs, train_experiment
+from landscape.core.flat import FlatModel, Objective
+from landscape.importer.checkpoint import ImportRequest, ImportResult, import_checkpoint
+from landscape.core.layout import Layout
+from landscape.pipeline.plan import Plan, resolve_plan
+from landscape.measures.runs import Experiment
+from landscape.store.summary import summarize
+from landscape.train.trainer import Event, RuntimeOptions, TrainSummary
 
 
 def __getattr__(name: str) -> Any:

@@ -258,7 +258,7 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# Preset sections that are not part of the experiment (see landscape.plan): read there.
+# Preset sections that are not part of the experiment (see landscape.pipeline.plan): read there.
 PLAN_SECTIONS = {"description", "analyze", "claims", "sweep"}
 
 

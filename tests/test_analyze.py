@@ -4,12 +4,12 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.analysis_store import analysis_info, read_result, result_file
-from landscape.analyze import AnalysisConfig, analyze
+from landscape.store.analysis_store import analysis_info, read_result, result_file
+from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.errors import ConfigError
-from landscape.experiment import train_experiment
-from landscape.runs import file_checksum
-from landscape.store import read_run
+from landscape.train.experiment import train_experiment
+from landscape.measures.runs import file_checksum
+from landscape.store.train_store import read_run
 from tests.helpers import tiny_config
 
 CHEAP = ("distance", "pair_distance", "gradient")
@@ -210,7 +210,7 @@ def test_a_resumed_surface_never_reuses_rows_computed_for_other_settings(
 
 
 def test_parts_of_another_train_store_are_discarded(tmp_path):
-    from landscape.analysis_store import Parts
+    from landscape.store.analysis_store import Parts
 
     out = tmp_path / "a.analysis.h5"
     old = Parts(out, "surface2d", "normal-000", {"measure": "surface2d", "sha": "aaa"})
@@ -224,7 +224,7 @@ def test_parts_of_another_train_store_are_discarded(tmp_path):
 
 
 def test_summary_aggregates_over_seeds(analysis):
-    from landscape.summary import describe
+    from landscape.store.summary import describe
 
     out, _ = analysis
     summary = analysis_info(out)["summary"]

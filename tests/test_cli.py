@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from landscape.store import runs_dir
+from landscape.store.train_store import runs_dir
 from tests.helpers import TINY_FLAGS
 
 

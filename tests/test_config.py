@@ -92,8 +92,8 @@ def test_identity_ignores_run_count_and_json_round_trips():
 
 @pytest.mark.parametrize("name", preset_names())
 def test_every_preset_resolves_with_its_analysis_and_claims(name):
-    from landscape.analyze import AnalysisConfig
-    from landscape.plan import resolve_plan
+    from landscape.measures.runner import AnalysisConfig
+    from landscape.pipeline.plan import resolve_plan
 
     plan = resolve_plan(preset=name)
     AnalysisConfig(**plan.analysis)  # every [analyze] key is a real setting
@@ -103,7 +103,7 @@ def test_every_preset_resolves_with_its_analysis_and_claims(name):
 
 
 def test_a_malformed_claim_is_refused_with_the_expected_keys():
-    from landscape.plan import resolve_plan
+    from landscape.pipeline.plan import resolve_plan
 
     bad = {"claims": [{"id": "x", "text": "t", "metric": "quantities.a", "op": "=="}]}
     with pytest.raises(ConfigError, match="expected keys id, text, metric, op, threshold"):

@@ -12,7 +12,7 @@ from torch.nn.functional import cross_entropy
 from landscape.config import DataConfig
 from landscape.data import load_dataset
 from landscape.errors import ConfigError
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 from landscape.measures.curvature import (
     CurvatureError,
     hessian_matrix,

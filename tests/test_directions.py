@@ -14,7 +14,7 @@ from landscape.measures.directions import (
     random_plane,
 )
 from landscape.models import build_model, init_parameters
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 
 def lenet_point() -> tuple[torch.Tensor, Layout]:

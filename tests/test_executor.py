@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from cli.main import main
 from landscape.errors import ConfigError
-from landscape.executor import InProcess, make_executor
+from landscape.core.executor import InProcess, make_executor
 from tests.helpers import TINY_FLAGS
 
 
@@ -69,7 +69,7 @@ def test_dask_training_and_analysis_store_the_same_numbers(tmp_path):
 @pytest.mark.filterwarnings("ignore::ResourceWarning")
 def test_slurm_job_script_carries_the_cluster_options():
     pytest.importorskip("dask_jobqueue")
-    from landscape.executor import slurm_cluster
+    from landscape.core.executor import slurm_cluster
 
     cluster = slurm_cluster({"queue": "gpu", "cores": 4, "memory": "8GB", "walltime": "01:00:00"})
     try:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 
 
 @pytest.fixture

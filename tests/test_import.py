@@ -17,7 +17,7 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import main
-from landscape.params import Layout
+from landscape.core.layout import Layout
 from tests import foreign_nets as F
 from tests.conftest import REPO
 

@@ -13,7 +13,7 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import main
-from landscape.store import file_checksum
+from landscape.store.train_store import file_checksum
 from tests import foreign_nets as F
 from tests.conftest import REPO
 
@@ -205,7 +205,7 @@ def test_a_failure_while_writing_leaves_nothing(tmp_path, files, monkeypatch):
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("landscape.store.write_index", disk_full)
+    monkeypatch.setattr("landscape.store.train_store.write_index", disk_full)
     res = import_(files)
     assert isinstance(res.exception, OSError)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

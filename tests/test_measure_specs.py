@@ -8,11 +8,11 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from landscape.analyze import AnalysisConfig
+from landscape.measures.runner import AnalysisConfig
 from landscape.errors import ConfigError
 from landscape.measures.registry import MEASURES, SPECS, spec
 from landscape.measures.settings import all_settings
-from landscape.plan import resolve_plan
+from landscape.pipeline.plan import resolve_plan
 
 SETTINGS = all_settings()
 

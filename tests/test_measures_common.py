@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.analysis_store import completed, read_result
-from landscape.analyze import AnalysisConfig, AnalyzeOptions, analyze, measure_names
-from landscape.experiment import train_experiment
-from landscape.runs import Experiment, file_checksum
+from landscape.store.analysis_store import completed, read_result
+from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names
+from landscape.train.experiment import train_experiment
+from landscape.measures.runs import Experiment, file_checksum
 from tests.helpers import tiny_config
 
 SMALL = dict(grid=5, line_points=5, directions=2, alpha_points=9, top_k=2, trace_samples=8)

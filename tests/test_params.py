@@ -3,7 +3,7 @@ from torch import nn
 
 from landscape.config import ModelConfig
 from landscape.models import build_model, init_parameters
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 
 def test_layout_round_trip_and_kinds():

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from landscape.analysis_store import read_result
-from landscape.analyze import AnalysisConfig, analyze
+from landscape.store.analysis_store import read_result
+from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.config import resolve_config
 from landscape.data.synthetic import ring_image
-from landscape.experiment import train_experiment
+from landscape.train.experiment import train_experiment
 from landscape.measures.prediction import line_scores, ols_line, ring_scores
 
 

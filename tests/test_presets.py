@@ -85,7 +85,7 @@ def test_preset_runs_and_computes_every_claim(name, tmp_path, request):
 
 def _smoke_overrides(name):
     """Settings that shrink a preset to seconds while keeping its model, loss and claims."""
-    from landscape.plan import resolve_plan
+    from landscape.pipeline.plan import resolve_plan
 
     plan = resolve_plan(preset=name)
     data = plan.experiment.data.name

@@ -19,18 +19,18 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.analysis_store import read_result
-from landscape.analyze import AnalysisConfig, analyze
+from landscape.store.analysis_store import read_result
+from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.errors import ConfigError, StoreError
-from landscape.experiment import train_experiment
-from landscape.store import store_info
-from landscape.summary import summarize
+from landscape.train.experiment import train_experiment
+from landscape.store.train_store import store_info
+from landscape.store.summary import summarize
 from tests.helpers import tiny_config
 
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (a dependency)")
 PIL = pytest.importorskip("PIL.Image")
 
-from landscape.analyze import measure_names  # noqa: E402
+from landscape.measures.runner import measure_names  # noqa: E402
 from landscape.report import build_report, load  # noqa: E402
 from landscape.report.draw import draw_all  # noqa: E402
 from landscape.report.figures import plot_curves, plot_distributions  # noqa: E402
@@ -296,15 +296,15 @@ def test_unreadable_or_foreign_stores_raise_store_error(stores, tmp_path):
 
 FORBIDDEN = (
     "torch",
-    "landscape.train",
+    "landscape.train.trainer",
     "landscape.models",
-    "landscape.batched",
-    "landscape.flat",
-    "landscape.analyze",
+    "landscape.core.batched",
+    "landscape.core.flat",
+    "landscape.measures.runner",
     "landscape.analysis_measures",
-    "landscape.runs",
+    "landscape.measures.runs",
     "landscape.measures",
-    "landscape.experiment",
+    "landscape.train.experiment",
 )
 
 
@@ -341,7 +341,7 @@ _STUB = (
 
 
 def test_importing_the_report_does_not_import_torch():
-    # the package's own __init__ re-exports the trainer eagerly (so `landscape.analyze` is the
+    # the package's own __init__ re-exports the trainer eagerly (so `landscape.measures.runner` is the
     # function); what matters is that the report's modules need no torch of their own
     assert not _imports_torch(_STUB + "import landscape.report")
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from landscape.errors import ConfigError
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 from landscape.measures.directions import random_direction
 from landscape.measures.sharpness import epsilon_sharpness, perturbation_sharpness
 

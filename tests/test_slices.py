@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from landscape.errors import ConfigError
-from landscape.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel, Objective
 from landscape.measures.slices import (
     barrier_height,
     default_alphas,

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from landscape.errors import StoreError
-from landscape.experiment import train_experiment
-from landscape.params import Layout
-from landscape.store import read_index, read_run, run_file, runs_dir, store_info
+from landscape.train.experiment import train_experiment
+from landscape.core.layout import Layout
+from landscape.store.train_store import read_index, read_run, run_file, runs_dir, store_info
 from tests.helpers import TINY_FLAGS, tiny_config
 
 

@@ -8,8 +8,8 @@ from click.testing import CliRunner
 from cli.main import main
 from landscape.config import from_dict, total_steps
 from landscape.errors import ConfigError
-from landscape.plan import resolve_plan
-from landscape.sweep import Sweep, parse_sweep, variants
+from landscape.pipeline.plan import resolve_plan
+from landscape.pipeline.sweep import Sweep, parse_sweep, variants
 
 BASE = {
     "data": {"name": "ring", "ring_resolution": 32, "ring_points": 400},

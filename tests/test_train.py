@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from landscape import train as trainmod
+from landscape.train import trainer as trainmod
 from landscape.data import build_training_set, load_dataset
-from landscape.experiment import train_experiment
-from landscape.store import read_run
-from landscape.train import RuntimeOptions, make_schedule, train_group
+from landscape.train.experiment import train_experiment
+from landscape.store.train_store import read_run
+from landscape.train.trainer import RuntimeOptions, make_schedule, train_group
 from tests.helpers import tiny_config
 
 
@@ -134,7 +134,7 @@ def test_runtime_device_auto_is_cpu_here():
 
 
 def test_a_model_vmap_cannot_batch_falls_back_to_the_loop_and_says_so(tmp_path, monkeypatch):
-    from landscape import experiment
+    from landscape.train import experiment
 
     def unbatchable(cfg, ds):
         return "vmap: in-place operation on an unbatched tensor"
@@ -151,7 +151,7 @@ def test_a_model_vmap_cannot_batch_falls_back_to_the_loop_and_says_so(tmp_path, 
 
 
 def test_every_shipped_model_batches():
-    from landscape.train import batching_problem
+    from landscape.train.trainer import batching_problem
 
     for name in ("mlp", "lenet", "resnet"):
         cfg = tiny_config()

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from landscape.measures.weight_norm import weight_norm
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 
 def test_weight_norm_is_the_norm_of_all_parameters_of_a_module():

@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from landscape.flat import BN_MODES, Objective
+from landscape.core.flat import BN_MODES, Objective
 from landscape.measures.slices import barrier_height, interpolate
 from landscape.measures.spec import LOSS_UNITS, Context, Stored
 
 if TYPE_CHECKING:
     from landscape.measures.settings import AnalysisConfig
-    from landscape.runs import Experiment, StoredRun
+    from landscape.measures.runs import Experiment, StoredRun
 
 SPLITS = ("train", "test")
 

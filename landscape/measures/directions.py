@@ -11,7 +11,7 @@ offsets from the final point, and the trajectory's least-squares coordinates in 
 
 >>> import torch
 >>> from torch import nn
->>> from landscape.params import Layout
+>>> from landscape.core.layout import Layout
 >>> layout = Layout.of_parameters(nn.Linear(3, 2))
 >>> theta = torch.tensor([3.0, 0.0, 4.0, 0.0, 1.0, 0.0, 0.5, -0.5])  # rows of norm 5 and 1
 >>> d = random_direction(theta, layout, generator=torch.Generator().manual_seed(0))
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from landscape.errors import ConfigError
-from landscape.params import Entry, Layout
+from landscape.core.layout import Entry, Layout
 
 IGNORE_OPTIONS = ("biasbn", "none")  # biasbn: zero biases and norm params (Li et al.); none: keep
 PARAMETER_KINDS = ("weight", "bias", "norm")

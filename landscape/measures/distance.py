@@ -5,7 +5,7 @@ from init is the natural one. Both are reported, named so they cannot be confuse
 
 >>> import torch
 >>> from torch import nn
->>> from landscape.params import Layout
+>>> from landscape.core.layout import Layout
 >>> layout = Layout.of_parameters(nn.Linear(2, 1))
 >>> d = distance_from_init(torch.zeros(3), torch.tensor([[3.0, 4.0, 12.0]]), layout)
 >>> d.l2.tolist(), d.frobenius_sum.tolist(), d.weight_norm_sum.tolist()
@@ -20,8 +20,8 @@ import torch
 
 from landscape.measures.common import all_runs, needs_init, step_array, trajectory
 from landscape.measures.spec import L2, Context, MeasureSpec, Stored
-from landscape.params import Layout
-from landscape.summary import Scalar
+from landscape.core.layout import Layout
+from landscape.store.summary import Scalar
 
 
 @dataclass(frozen=True)

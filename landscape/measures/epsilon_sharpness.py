@@ -7,7 +7,7 @@ from __future__ import annotations
 from landscape.measures.common import all_runs, objective
 from landscape.measures.sharpness import epsilon_sharpness
 from landscape.measures.spec import L2, LOSS_UNITS, Context, MeasureSpec, Setting, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 EPSILON = Setting(
     "epsilon",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from landscape.flat import Objective
+from landscape.core.flat import Objective
 from landscape.measures.common import SPLITS, all_runs, objective, step_array, trajectory
 from landscape.measures.spec import Context, MeasureSpec, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 
 def gradient_norms(objective: Objective, points: torch.Tensor) -> torch.Tensor:

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import torch
 
-from landscape.flat import HessianVectorProduct
+from landscape.core.flat import HessianVectorProduct
 from landscape.measures.common import all_runs, objective
 from landscape.measures.curvature import CurvatureError, top_eigenvalues
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 TOP_K = Setting(
     "top_k",

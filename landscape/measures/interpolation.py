@@ -26,7 +26,7 @@ from landscape.measures.spec import (
     MeasureSpec,
     Stored,
 )
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 
 def interpolation_keys(exp, cfg) -> list[str]:  # type: ignore[no-untyped-def]

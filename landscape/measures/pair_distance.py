@@ -5,7 +5,7 @@ from __future__ import annotations
 from landscape.measures.common import pair_runs, seed_pairs
 from landscape.measures.distance import pair_distance
 from landscape.measures.spec import L2, Context, MeasureSpec, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 
 def _compute(ctx: Context, key: str) -> tuple[dict, dict]:

@@ -15,7 +15,7 @@ from landscape.measures.spec import (
     Setting,
     Stored,
 )
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 RADII = Setting(
     "radii",

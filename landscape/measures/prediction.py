@@ -23,11 +23,11 @@ from scipy import ndimage
 from landscape.data.synthetic import LINE_X_MAX, ring_coordinates, ring_image
 from landscape.measures.common import all_runs, step_array, trajectory
 from landscape.measures.spec import Context, MeasureSpec, Setting, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
     from landscape.measures.settings import AnalysisConfig
-    from landscape.runs import Experiment
+    from landscape.measures.runs import Experiment
 
 BLACK = 0.5  # a pixel is predicted black when the output is below this gray level
 

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from landscape.errors import ConfigError
-from landscape.flat import Objective
+from landscape.core.flat import Objective
 from landscape.measures.common import all_runs, line, line_arrays, objectives, step_array
 from landscape.measures.slices import default_alphas
 from landscape.measures.spec import (
@@ -29,11 +29,11 @@ from landscape.measures.spec import (
     Setting,
     Stored,
 )
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
     from landscape.measures.settings import AnalysisConfig
-    from landscape.runs import Experiment
+    from landscape.measures.runs import Experiment
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ generator only.
 
 >>> import torch
 >>> from torch import nn
->>> from landscape.flat import FlatModel, Objective
+>>> from landscape.core.flat import FlatModel, Objective
 >>> model = FlatModel(nn.Linear(1, 1, bias=False).double())
 >>> x, y = torch.ones(4, 1, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64)
 >>> objective = Objective(model, x, y, loss="mse", classification=False)  # L(w) = w^2
@@ -40,9 +40,9 @@ import torch
 from scipy.optimize import Bounds, minimize
 
 from landscape.errors import ConfigError
-from landscape.flat import Objective
+from landscape.core.flat import Objective
 from landscape.measures.directions import random_direction
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 METHODS = ("lbfgsb", "pga")  # L-BFGS-B on the box (Keskar et al.); projected sign ascent
 PGA_TRAVEL = 2.5  # pga: steps of PGA_TRAVEL / max_iter box half-widths, so max_iter steps can

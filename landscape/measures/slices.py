@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 
 from landscape.errors import ConfigError
-from landscape.flat import Objective
+from landscape.core.flat import Objective
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 A spec says what the measure needs (its result keys: one per run, per seed pair, ...), which
 analysis settings its result depends on (each a `Setting` with one default and one check), the
 arrays it stores (names, `long_name`, units, dims), the per-run scalars it adds to the summary
-(`landscape.summary.Scalar`) and the figures that draw it. Everything that lists measures (the
+(`landscape.store.summary.Scalar`) and the figures that draw it. Everything that lists measures (the
 runner, `--list`, the CLI's options, `--set analyze.*`, the summary, the report's measure table
 and headline numbers) is derived from the specs in `landscape.measures.registry`.
 
@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from landscape.analysis_store import Array, Result
+from landscape.store.analysis_store import Array, Result
 from landscape.errors import ConfigError
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
     from landscape.measures.settings import AnalysisConfig
-    from landscape.runs import Experiment
+    from landscape.measures.runs import Experiment
 
 LOSS_UNITS = "{loss}"  # replaced by the dataset's loss units (nats, squared error) when stored
 L2 = "L2 norm in parameter space"

@@ -7,7 +7,7 @@ from landscape.measures.common import all_runs
 from landscape.measures.curvature import hessian_trace
 from landscape.measures.hessian import final_hvp
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 TRACE_SAMPLES = Setting(
     "trace_samples",

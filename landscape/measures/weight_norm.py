@@ -15,7 +15,7 @@ import torch
 
 from landscape.measures.common import all_runs, step_array, trajectory
 from landscape.measures.spec import L2, Context, MeasureSpec, Stored
-from landscape.summary import Scalar
+from landscape.store.summary import Scalar
 
 
 def weight_norm(points: torch.Tensor) -> torch.Tensor:

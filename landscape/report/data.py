@@ -15,10 +15,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from landscape import analysis_store as astore
-from landscape import store
+from landscape.store import analysis_store as astore
+from landscape.store import train_store as store
 from landscape.errors import StoreError
-from landscape.summary import summarize
+from landscape.store.summary import summarize
 
 # Flat parameter vectors stored with some results: large and never drawn.
 _SKIPPED_ARRAYS = frozenset({"direction_x", "direction_y", "end_params"})
@@ -44,10 +44,10 @@ class ReportData:
     analysis_path: Path | None
     train_index: dict[str, Any]  # attributes of the train index (config JSON, dataset, ...)
     analysis_attrs: dict[str, Any]  # attributes of the analysis index ({} without one)
-    runs: list[dict[str, Any]]  # landscape.store.store_info rows
+    runs: list[dict[str, Any]]  # landscape.store.train_store.store_info rows
     run_data: dict[str, RunData]  # completed runs only
     results: dict[str, dict[str, dict[str, Any]]]  # measure -> key -> arrays and "attrs"
-    quantities: dict[str, Any]  # landscape.summary.summarize
+    quantities: dict[str, Any]  # landscape.store.summary.summarize
     warnings: list[str] = field(default_factory=list)
 
     @property

@@ -1,7 +1,7 @@
 """summary.json: every number the report shows, with stable keys, as strict JSON.
 
-Each number is copied from the stores (through `landscape.store.store_info` and
-`landscape.summary.summarize`), never recomputed differently, so a script that asserts on
+Each number is copied from the stores (through `landscape.store.train_store.store_info` and
+`landscape.store.summary.summarize`), never recomputed differently, so a script that asserts on
 summary.json asserts on the stored arrays.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from landscape._version import __version__
 from landscape.report.data import ReportData
-from landscape.summary import Scalar, describe, scalars_of
+from landscape.store.summary import Scalar, describe, scalars_of
 
 SUMMARY_SCHEMA = 1
 

@@ -3,7 +3,7 @@
 The final weights (and optionally the initial point and checkpoints) are read from safetensors
 files, checked against the model, and written as one run labelled e.g. `normal`, `overfit` or
 any name, with no training history. The store records how to rebuild the model and the data
-(`landscape.import_sources.ImportRecord`), so `landscape analyze`, the report and the Dask
+(`landscape.importer.sources.ImportRecord`), so `landscape analyze`, the report and the Dask
 executor treat it like any train store; measures that need what an import lacks (an initial
 point, checkpoints) are skipped with the reason.
 
@@ -36,18 +36,18 @@ from landscape._version import __version__
 from landscape.config import ExperimentConfig, from_dict
 from landscape.data import Dataset
 from landscape.errors import ConfigError, ModelError
-from landscape.flat import FlatModel
-from landscape.import_arrays import TASKS
-from landscape.import_sources import (
+from landscape.core.flat import FlatModel
+from landscape.importer.arrays import TASKS
+from landscape.importer.sources import (
     BUILTIN_MODELS,
     DataSource,
     ImportRecord,
     ModelSource,
     data_kind,
 )
-from landscape.import_store import check_same, existing_index, next_run_id, run_record, write
-from landscape.params import Layout
-from landscape.weights import Point, read_point
+from landscape.importer.index import check_same, existing_index, next_run_id, run_record, write
+from landscape.core.layout import Layout
+from landscape.importer.weights import Point, read_point
 
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # run ids are <label>-<k>: no '-' or '.' inside
 

@@ -13,7 +13,7 @@ optional ones read here:
     op = ">="
     threshold = 1.5
 
-    [sweep]                   # optional: one variant per value and budget (landscape.sweep)
+    [sweep]                   # optional: one variant per value and budget (landscape.pipeline.sweep)
     key = "data.ring_points"
     values = [5000, 2500]
 
@@ -36,7 +36,7 @@ from landscape.config import (
     merge,
 )
 from landscape.errors import ConfigError
-from landscape.sweep import Sweep, parse_sweep
+from landscape.pipeline.sweep import Sweep, parse_sweep
 
 CLAIM_KEYS = ("id", "text", "metric", "op", "threshold")
 CLAIM_OPS = (">=", "<=", ">", "<")
@@ -49,7 +49,7 @@ class Plan:
     experiment: ExperimentConfig
     analysis: dict[str, Any]  # AnalysisConfig fields the preset sets
     claims: tuple[dict[str, Any], ...]
-    sweep: Sweep | None = None  # [sweep]: train at several values of one key (landscape.sweep)
+    sweep: Sweep | None = None  # [sweep]: train at several values of one key (landscape.pipeline.sweep)
 
     def claims_json(self) -> str:
         return json.dumps(list(self.claims))
@@ -80,7 +80,7 @@ def check_claim(claim: Any, where: str) -> dict[str, Any]:
 
 def _analysis_section(values: Any, where: str) -> dict[str, Any]:
     """The [analyze] table, typed and checked now (before anything trains)."""
-    from landscape.analyze import AnalysisConfig
+    from landscape.measures.runner import AnalysisConfig
 
     if not isinstance(values, dict):
         raise ConfigError(f"{where}: [analyze] must be a table, found {values!r}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from landscape import analysis_store as astore
+from landscape.store import analysis_store as astore
 
 
 @dataclass(frozen=True)

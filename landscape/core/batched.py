@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, vmap
 
-from landscape.params import Layout
+from landscape.core.layout import Layout
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 

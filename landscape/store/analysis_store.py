@@ -29,7 +29,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import StoreError
-from landscape.store import _attr, _fsync, _plain
+from landscape.store.train_store import _attr, _fsync, _plain
 
 KIND_ANALYSIS = "landscape.analysis"
 ANALYSIS_SCHEMA = 1

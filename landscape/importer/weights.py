@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from landscape.errors import ModelError
-from landscape.params import Layout
-from landscape.store import file_checksum
+from landscape.core.layout import Layout
+from landscape.store.train_store import file_checksum
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")
 CONVERT_HINT = (

@@ -34,7 +34,7 @@ from landscape.config import DataConfig, ExperimentConfig, parse_assignment
 from landscape.data import Dataset, load_dataset
 from landscape.data.base import apply_subsets
 from landscape.errors import ConfigError, DataError, LandscapeError, ModelError
-from landscape.import_arrays import arrays_dataset, read_arrays_file
+from landscape.importer.arrays import arrays_dataset, read_arrays_file
 from landscape.models import build_model
 
 BUILTIN_MODELS = ("mlp", "lenet", "resnet")

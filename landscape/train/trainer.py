@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape import store
+from landscape.store import train_store as store
 from landscape._version import __version__
-from landscape.batched import (
+from landscape.core.batched import (
     Engine,
     ModuleEngine,
     StackedEngine,
@@ -35,7 +35,7 @@ from landscape.config import ExperimentConfig, OptimConfig, total_steps
 from landscape.data import Dataset, TrainingSet
 from landscape.errors import ConfigError
 from landscape.models import build_model, init_parameters
-from landscape.orders import EpochOrders
+from landscape.train.orders import EpochOrders
 
 MODES = ("normal", "overfit")
 
@@ -295,7 +295,7 @@ def _run_loop(
     step = 0
     loop.record(0)
     epochs = -(-sched.total_steps // sched.steps_per_epoch)
-    # on CUDA the next epoch's orders are drawn while this one trains (landscape.orders)
+    # on CUDA the next epoch's orders are drawn while this one trains (landscape.train.orders)
     with EpochOrders(gens, n, device, epochs) as orders:
         while step < sched.total_steps:
             perms = orders.next()

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import torch
 
-from landscape import store
+from landscape.store import train_store as store
 from landscape._version import __version__
 from landscape.config import ExperimentConfig, config_from_json
 from landscape.data import Dataset, TrainingSet, build_training_set, load_dataset
 from landscape.errors import ConfigError, StoreError
-from landscape.executor import Executor
-from landscape.train import (
+from landscape.core.executor import Executor
+from landscape.train.trainer import (
     MODES,
     Event,
     RuntimeOptions,
@@ -92,7 +92,7 @@ def train_experiment(
 ) -> TrainSummary:
     """Train every planned run of `cfg` that `path` does not hold yet; return what happened.
 
-    `executor` (landscape.executor) runs the groups elsewhere, e.g. on Dask workers that share
+    `executor` (landscape.core.executor) runs the groups elsewhere, e.g. on Dask workers that share
     this filesystem; by default they run here, with step-level progress.
 
     `extra_attrs` go into the index's attributes before any run trains (a preset's name and

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
 
-from landscape.batched import accuracy, activation_numel, loss_function
-from landscape.params import Layout
+from landscape.core.batched import accuracy, activation_numel, loss_function
+from landscape.core.layout import Layout
 
 
 def _layouts(template: nn.Module) -> tuple[Layout, Layout]:

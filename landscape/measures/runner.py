@@ -23,17 +23,17 @@ import h5py
 import numpy as np
 import torch
 
-from landscape import analysis_store as astore
+from landscape.store import analysis_store as astore
 from landscape._version import __version__
-from landscape.analysis_store import Result
-from landscape.executor import Executor
+from landscape.store.analysis_store import Result
+from landscape.core.executor import Executor
 from landscape.measures.common import runs_of_key
 from landscape.measures.registry import SPECS, names, spec
 from landscape.measures.settings import BN_CHOICES, AnalysisConfig
 from landscape.measures.spec import Context
-from landscape.runs import Experiment, file_checksum
-from landscape.summary import summarize
-from landscape.train import Event, cuda_free_bytes, loss_name, loss_units, resolve_device
+from landscape.measures.runs import Experiment, file_checksum
+from landscape.store.summary import summarize
+from landscape.train.trainer import Event, cuda_free_bytes, loss_name, loss_units, resolve_device
 
 __all__ = ["BN_CHOICES", "AnalysisConfig", "AnalyzeOptions", "analyze", "measure_names"]
 
@@ -107,7 +107,7 @@ def analyze(
 ) -> AnalyzeSummary:
     """Compute every selected measure that `out` does not hold yet (with these parameters).
 
-    `executor` (landscape.executor) computes the results elsewhere, e.g. on Dask workers that
+    `executor` (landscape.core.executor) computes the results elsewhere, e.g. on Dask workers that
     share this filesystem; each writes its own result file and the index is rewritten here.
     """
     cfg, options = cfg or AnalysisConfig(), options or AnalyzeOptions()
