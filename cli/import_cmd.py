@@ -7,8 +7,8 @@ from typing import Any
 
 import click
 
-from cli.main import data_options, handle_errors, main
-from landscape import config as cfgmod
+from cli.common import data_options, handle_errors
+from landscape.config_checks import CHOICES
 from landscape.errors import ConfigError
 
 
@@ -27,7 +27,7 @@ def _checkpoints(items: tuple[str, ...]) -> dict[int, Path]:
     return out
 
 
-@main.command(name="import")
+@click.command(name="import")
 @click.option(
     "--model",
     required=True,
@@ -65,7 +65,7 @@ def _checkpoints(items: tuple[str, ...]) -> dict[int, Path]:
 )
 @click.option(
     "--dataset",
-    type=click.Choice(cfgmod.CHOICES["data.name"]),
+    type=click.Choice(CHOICES["data.name"]),
     help="A built-in dataset to measure on.",
 )
 @click.option(
@@ -131,8 +131,8 @@ def import_(
           --data arrays.npz -o runs/net.h5
       landscape analyze runs/mine.h5 && landscape report runs/mine.analysis.h5
     """
-    from landscape.importer.sources import parse_model_args
     from landscape.importer.checkpoint import ImportRequest, import_checkpoint
+    from landscape.importer.sources import parse_model_args
 
     request = ImportRequest(
         weights=weights,

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.store.analysis_store import result_file
-from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.config import ModelConfig
-from landscape.train.experiment import train_experiment
 from landscape.core.flat import FlatModel, Objective, recalibrate
+from landscape.measures.runner import AnalysisConfig, analyze
+from landscape.store.analysis_store import result_file
+from landscape.train.experiment import train_experiment
 from tests.helpers import tiny_config
 
 

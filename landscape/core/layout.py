@@ -21,7 +21,9 @@ import torch
 from torch import nn
 
 from landscape.errors import StoreError
-from landscape.models import NORM_LAYERS
+
+# Normalization layers: their weights are per-channel scales, filter-normalized as a whole.
+NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
 @dataclass(frozen=True)

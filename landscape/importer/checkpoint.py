@@ -34,10 +34,12 @@ from torch import nn
 
 from landscape._version import __version__
 from landscape.config import ExperimentConfig, from_dict
+from landscape.core.flat import FlatModel
+from landscape.core.layout import Layout
 from landscape.data import Dataset
 from landscape.errors import ConfigError, ModelError
-from landscape.core.flat import FlatModel
 from landscape.importer.arrays import TASKS
+from landscape.importer.index import check_same, existing_index, next_run_id, run_record, write
 from landscape.importer.sources import (
     BUILTIN_MODELS,
     DataSource,
@@ -45,8 +47,6 @@ from landscape.importer.sources import (
     ModelSource,
     data_kind,
 )
-from landscape.importer.index import check_same, existing_index, next_run_id, run_record, write
-from landscape.core.layout import Layout
 from landscape.importer.weights import Point, read_point
 
 LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*")  # run ids are <label>-<k>: no '-' or '.' inside

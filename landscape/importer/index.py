@@ -1,6 +1,6 @@
 """The store side of `landscape import`: the index to append to, one run record, the writes.
 
-An imported point is a run like a trained one (see `landscape.store.train_store`) with no history: its
+An imported point is a run like a trained one (see `store.train_store`) with no history: its
 checkpoints are the imported ones plus the final point, its initial point is empty (0,) when
 none was imported, its seed is -1 (unknown) and its epochs NaN. The run file is written, then
 the index, each atomically; on a failure neither is left behind.
@@ -20,15 +20,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.store import train_store as store
 from landscape._version import __version__
 from landscape.config import ExperimentConfig, from_dict
+from landscape.core.layout import Layout
+from landscape.core.losses import loss_units
 from landscape.data import Dataset
 from landscape.errors import StoreError
 from landscape.importer.sources import ImportRecord, stored_record
-from landscape.core.layout import Layout
-from landscape.core.losses import loss_units
 from landscape.importer.weights import Point
+from landscape.store import train_store as store
 
 
 def existing_index(out: Path, append: bool) -> dict[str, Any] | None:

@@ -18,8 +18,8 @@ import safetensors.torch
 import torch
 from torch import nn
 
-from landscape.errors import ModelError
 from landscape.core.layout import Layout
+from landscape.errors import ModelError
 from landscape.store.train_store import file_checksum
 
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl", ".pickle")

@@ -18,8 +18,8 @@ from landscape.measures.slices import barrier_height, interpolate
 from landscape.measures.spec import LOSS_UNITS, Context, Stored
 
 if TYPE_CHECKING:
-    from landscape.measures.settings import AnalysisConfig
     from landscape.measures.runs import Experiment, StoredRun
+    from landscape.measures.settings import AnalysisConfig
 
 SPLITS = ("train", "test")
 

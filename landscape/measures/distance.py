@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
+from landscape.core.layout import Layout
 from landscape.measures.common import all_runs, needs_init, step_array, trajectory
 from landscape.measures.spec import L2, Context, MeasureSpec, Stored
-from landscape.core.layout import Layout
 from landscape.store.summary import Scalar
 
 

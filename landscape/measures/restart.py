@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from landscape.errors import ConfigError
 from landscape.core.flat import Objective
+from landscape.errors import ConfigError
 from landscape.measures.common import all_runs, line, line_arrays, objectives, step_array
 from landscape.measures.slices import default_alphas
 from landscape.measures.spec import (
@@ -32,8 +32,8 @@ from landscape.measures.spec import (
 from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
-    from landscape.measures.settings import AnalysisConfig
     from landscape.measures.runs import Experiment
+    from landscape.measures.settings import AnalysisConfig
 
 
 @dataclass(frozen=True)

@@ -23,17 +23,19 @@ import h5py
 import numpy as np
 import torch
 
-from landscape.store import analysis_store as astore
 from landscape._version import __version__
-from landscape.store.analysis_store import Result
+from landscape.core.devices import cuda_free_bytes, resolve_device
+from landscape.core.events import Event
 from landscape.core.executor import Executor
+from landscape.core.losses import loss_name, loss_units
 from landscape.measures.common import runs_of_key
 from landscape.measures.registry import SPECS, names, spec
+from landscape.measures.runs import Experiment, file_checksum
 from landscape.measures.settings import BN_CHOICES, AnalysisConfig
 from landscape.measures.spec import Context
-from landscape.measures.runs import Experiment, file_checksum
+from landscape.store import analysis_store as astore
+from landscape.store.analysis_store import Result
 from landscape.store.summary import summarize
-from landscape.train.trainer import Event, cuda_free_bytes, loss_name, loss_units, resolve_device
 
 __all__ = ["BN_CHOICES", "AnalysisConfig", "AnalyzeOptions", "analyze", "measure_names"]
 

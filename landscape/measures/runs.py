@@ -15,16 +15,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.store import train_store as store
 from landscape.config import ExperimentConfig, config_from_json
+from landscape.core.flat import FlatModel, Objective
+from landscape.core.layout import Layout
+from landscape.core.losses import loss_name
 from landscape.data import Dataset, load_dataset
 from landscape.errors import StoreError
-from landscape.core.flat import FlatModel, Objective
 from landscape.importer.sources import ImportRecord, stored_record
 from landscape.models import build_model
-from landscape.core.layout import Layout
+from landscape.store import train_store as store
 from landscape.store.train_store import file_checksum  # noqa: F401  (re-exported: analyze, tests)
-from landscape.train.trainer import loss_name
 
 
 @dataclass(frozen=True)

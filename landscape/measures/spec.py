@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from landscape.store.analysis_store import Array, Result
 from landscape.errors import ConfigError
+from landscape.store.analysis_store import Array, Result
 from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
-    from landscape.measures.settings import AnalysisConfig
     from landscape.measures.runs import Experiment
+    from landscape.measures.settings import AnalysisConfig
 
 LOSS_UNITS = "{loss}"  # replaced by the dataset's loss units (nats, squared error) when stored
 L2 = "L2 norm in parameter space"
@@ -65,6 +65,12 @@ class Setting:
         allowed = typed is not None and (not self.choices or _in_choices(typed, self.choices))
         if allowed and self.check(typed) and _within(typed, self.maximum):
             return typed
+        if allowed and self.check(typed):
+            raise ConfigError(
+                f"analysis setting {self.name!r}: expected at most {self.maximum:,g} (larger "
+                f"values exhaust time or memory), found {value!r}; use e.g. --set "
+                f"analyze.{self.name}={_example(self)}"
+            )
         raise ConfigError(
             f"analysis setting {self.name!r}: expected {self.expectation}, found {value!r}; use "
             f"e.g. --set analyze.{self.name}={_example(self)}"

@@ -15,9 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from landscape.errors import StoreError
 from landscape.store import analysis_store as astore
 from landscape.store import train_store as store
-from landscape.errors import StoreError
 from landscape.store.summary import summarize
 
 # Flat parameter vectors stored with some results: large and never drawn.
