@@ -18,7 +18,8 @@ from landscape.config import (
 from landscape.core.events import Event
 from landscape.core.flat import FlatModel, Objective
 from landscape.core.layout import Layout
-from landscape.errors import ConfigError, DataError, LandscapeError, StoreError
+from landscape.errors import ConfigError, DataError, LandscapeError, ModelError, StoreError
+from landscape.importer.checkpoint import ImportRequest, ImportResult, import_checkpoint
 from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names
 from landscape.measures.runs import Experiment
 from landscape.pipeline.plan import Plan, resolve_plan
@@ -47,9 +48,12 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "FlatModel",
+    "ImportRequest",
+    "ImportResult",
     "LandscapeError",
     "Layout",
     "ModelConfig",
+    "ModelError",
     "Objective",
     "OptimConfig",
     "Plan",
@@ -61,6 +65,7 @@ __all__ = [
     "__version__",
     "analyze",
     "build_report",
+    "import_checkpoint",
     "measure_names",
     "planned_runs",
     "preset_names",

@@ -18,11 +18,14 @@ ALLOWED = {
     "landscape.models": {"landscape.core"},
     "landscape.train": {"landscape.core", "landscape.data", "landscape.models", "landscape.store"},
     "landscape.store": set(),
+    # `landscape import`: another way into a train store, beside training
+    "landscape.importer": {"landscape.core", "landscape.data", "landscape.models", "landscape.store"},
     "landscape.measures": {
         "landscape.core",
         "landscape.data",
         "landscape.models",
         "landscape.store",
+        "landscape.importer",  # rebuilding an imported store's model and data
     },
     "landscape.report": {"landscape.store"},
 }

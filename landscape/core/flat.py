@@ -15,6 +15,7 @@ tensor([[3.5000]])
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass
@@ -45,6 +46,26 @@ def _activation_numel(template: nn.Module, x: torch.Tensor) -> int:
 
 
 BN_MODES = ("stored", "recalibrate", "batch")
+
+
+@contextlib.contextmanager
+def _composable_attention() -> Iterator[None]:
+    """Attention through plain tensor ops, so that vmap and grad compose with it.
+
+    nn.TransformerEncoderLayer's inference fast path and the fused (flash) attention kernels
+    have no vmap batching rule: under `forward_stack` torch falls back to a slow per-point loop
+    and warns. The math kernel computes the same attention with ordinary ops. The flags are
+    process-wide: they are restored on exit.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 def _norm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -128,9 +149,10 @@ class FlatModel:
         `buffers` (P_b,) overrides the model's statistics (e.g. recalibrated at theta).
         """
         params = self.layout.unflatten(theta)
-        if self.bn == "batch":
-            return functional_call(_derived(self.template, "batch"), params, (x,))
-        return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
+        with _composable_attention():
+            if self.bn == "batch":
+                return functional_call(_derived(self.template, "batch"), params, (x,))
+            return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
 
     def forward_stack(
         self, thetas: torch.Tensor, x: torch.Tensor, buffers: torch.Tensor | None = None
@@ -148,7 +170,8 @@ class FlatModel:
         if not self.has_bn:
             return self.forward(theta, x)
         params = self.layout.unflatten(theta)
-        return functional_call(_derived(self.template, "batch"), params, (x,))
+        with _composable_attention():
+            return functional_call(_derived(self.template, "batch"), params, (x,))
 
     def point_buffers(self, thetas: torch.Tensor) -> torch.Tensor | None:
         """Per-point statistics (K, P_b) for `bn='recalibrate'`; None for the other modes."""
@@ -181,7 +204,8 @@ def recalibrate(
     }
 
     def one(params: dict, buffers: dict, xb: torch.Tensor) -> torch.Tensor:
-        return functional_call(calib, (params, buffers), (xb,))
+        with _composable_attention():
+            return functional_call(calib, (params, buffers), (xb,))
 
     params = model.layout.unflatten(thetas)
     starts = [s for s in range(0, len(x), batch_size) if len(x) - s >= 2]

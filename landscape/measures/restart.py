@@ -182,9 +182,8 @@ def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
     name, run_id = key.split(".", 1)
     run, cfg = ctx.exp.run(run_id), ctx.cfg
     objs = objectives(ctx, run.final_buffers)
-    r = restart(
-        objs["train"], objs["test"], run.final, run.init, recipe(name), generator=ctx.generator
-    )
+    init = run.init if run.has_init else run.final  # an import may lack init: dropped below
+    r = restart(objs["train"], objs["test"], run.final, init, recipe(name), generator=ctx.generator)
     values: dict = {
         "step": r.steps,
         "train_loss": r.train_loss,
@@ -196,6 +195,8 @@ def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
         "dist_init": r.dist_init,
         "end_params": r.end,
     }
+    if not run.has_init:
+        del values["dist_init"]
     alphas = default_alphas(cfg.alpha_points, cfg.alpha_min, cfg.alpha_max)
     values["alpha"] = alphas
     attrs = {

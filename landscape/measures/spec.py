@@ -213,7 +213,8 @@ class Stored:
 class MeasureSpec:
     """Everything about one measure that is not its arithmetic.
 
-    `keys(exp, cfg)` lists its result keys; `compute(ctx, key)` returns the arrays by name (each
+    `keys(exp, cfg)` lists its result keys; `skip_reason(exp, key)` says why a key cannot be
+    computed on this store ('' when it can); `compute(ctx, key)` returns the arrays by name (each
     declared in `arrays`) and attributes; `group` names how the summary groups its per-key
     scalars: "mode" (the run's mode), "pairs", "recipe" (overfit+<recipe>) or "path"
     (init-final.<run> by mode, normal-overfit.<k> as pairs).
@@ -231,7 +232,9 @@ class MeasureSpec:
     figures: tuple[str, ...] = ()
     group: str = "mode"
     evaluates: bool = True  # evaluates the network: its result depends on the BatchNorm mode
-    skip_reason: Callable[[Experiment], str] = field(default=lambda exp: "")
+    # why one key cannot be computed on this store ("" when it can), e.g. an imported run
+    # without an initial point; the runner records the reason and the report shows it
+    skip_reason: Callable[[Experiment, str], str] = field(default=lambda exp, key: "")
 
     def result(self, ctx: Context, values: dict[str, Any], attrs: dict[str, Any]) -> Result:
         """The stored form: every array named in `values` with its declared meaning."""

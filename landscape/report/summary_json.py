@@ -91,8 +91,9 @@ def build_summary(data: ReportData, *, report_dir: Path) -> dict[str, Any]:
             "not_computed": {
                 m: measure_command(data, m)
                 for m, status in measure_status(data).items()
-                if status != "computed"
+                if status == "not computed"
             },
+            "skipped": data.skipped,
             "commands": commands(data, report_dir),
             "versions": versions(data),
             "warnings": data.warnings,
@@ -105,6 +106,8 @@ def experiment(data: ReportData) -> dict[str, Any]:
     first = next(iter(data.run_data.values()), None)
     attrs = first.attrs if first else {}
     train = cfg.get("train", {})
+    if data.imported is not None:
+        return _imported_experiment(data, attrs)
     return {
         "dataset": data.dataset,
         "dataset_title": index.get("dataset_title"),
@@ -126,6 +129,27 @@ def experiment(data: ReportData) -> dict[str, Any]:
         "task": attrs.get("task"),
         "loss": attrs.get("loss"),
         "config": cfg,
+        "analysis_config": json.loads(data.analysis_attrs.get("config", "{}")),
+    }
+
+
+def _imported_experiment(data: ReportData, attrs: dict[str, Any]) -> dict[str, Any]:
+    """Imported points were trained elsewhere: no optimizer or epochs to show, the model is the
+    user's factory (or a built-in one) as recorded."""
+    index = data.train_index
+    return {
+        "dataset": data.dataset,
+        "dataset_title": index.get("dataset_title"),
+        "dataset_fingerprint": index.get("dataset_fingerprint"),
+        "model": attrs.get("model"),
+        "imported": data.imported,
+        "runs_per_mode": None,
+        "n_params": attrs.get("n_params"),
+        "n_train": attrs.get("n_train_clean"),
+        "n_test": attrs.get("n_test"),
+        "task": attrs.get("task"),
+        "loss": attrs.get("loss"),
+        "config": {"imported": data.imported},
         "analysis_config": json.loads(data.analysis_attrs.get("config", "{}")),
     }
 
@@ -279,7 +303,14 @@ def _restart_stats(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def measure_status(data: ReportData) -> dict[str, str]:
-    return {m: "computed" if data.measure(m) else "not computed" for m in data.measures}
+    """computed; skipped (every key: the store lacks what it needs, see `skipped`); not computed."""
+
+    def status(m: str) -> str:
+        if data.measure(m):
+            return "computed"
+        return "skipped" if m in data.skipped else "not computed"
+
+    return {m: status(m) for m in data.measures}
 
 
 def commands(data: ReportData, report_dir: Path) -> dict[str, str]:
@@ -287,8 +318,10 @@ def commands(data: ReportData, report_dir: Path) -> dict[str, str]:
     train = str(data.train_path or "TRAIN.h5")
     analysis = str(data.analysis_path or Path(train).with_suffix(".analysis.h5"))
     config = report_dir / "config.toml"
-    return {
-        "train": f"landscape train -p quick -c {_q(config)} -o {_q(train)}",
+    first = {"train": f"landscape train -p quick -c {_q(config)} -o {_q(train)}"}
+    if data.imported is not None:  # the import lines recorded in the store, in order
+        first = {"import": "\n".join(json.loads(data.train_index.get("import_commands", "[]")))}
+    return first | {
         "analyze": _analyze_command(data, train, analysis),
         "report": f"landscape report {_q(analysis)} -o {_q(report_dir)}",
     }

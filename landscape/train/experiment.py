@@ -57,6 +57,11 @@ def _merge_plan(path: Path, cfg: ExperimentConfig, index: dict | None) -> list[s
     plan = planned_runs(cfg)
     if index is None:
         return plan
+    if index.get("imported"):
+        raise StoreError(
+            f"store {path} holds points imported with `landscape import`, not runs this config "
+            "trains; write to a new -o path"
+        )
     stored = config_from_json(index["config"])
     diffs = _differences(stored.identity(), cfg.identity())
     if diffs:
