@@ -19,7 +19,12 @@ ALLOWED = {
     "landscape.train": {"landscape.core", "landscape.data", "landscape.models", "landscape.store"},
     "landscape.store": set(),
     # `landscape import`: another way into a train store, beside training
-    "landscape.importer": {"landscape.core", "landscape.data", "landscape.models", "landscape.store"},
+    "landscape.importer": {
+        "landscape.core",
+        "landscape.data",
+        "landscape.models",
+        "landscape.store",
+    },
     "landscape.measures": {
         "landscape.core",
         "landscape.data",
