@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from landscape.errors import ConfigError
-from landscape.measures.curvature import HVP, _Counted, _working
+from landscape.measures.hvp_ops import HVP, CountedHVP, working_precision
 
 # beta_j below this fraction of the largest |alpha| or beta seen so far: the Krylov space is
 # exhausted (an invariant subspace), and the next vector would be rounding noise.
@@ -85,8 +85,8 @@ def lanczos(
             f"lanczos: expected steps >= 1 and a nonzero start vector, found steps = {steps} "
             f"and |start| = {float(start.norm()):g}; pass e.g. rademacher(P, generator)"
         )
-    dtype, dev = _working(hvp, dtype, device)
-    op = _Counted(hvp, size, dtype, dev, None)
+    dtype, dev = working_precision(hvp, dtype, device)
+    op = CountedHVP(hvp, size, dtype, dev, None)
     q = start.to(dev, torch.float64)
     basis = torch.empty(min(steps, size), size, dtype=torch.float64, device=dev)
     basis[0] = q / q.norm()

@@ -32,8 +32,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from landscape.measures.common import all_runs
-from landscape.measures.curvature import HVP, CurvatureError
 from landscape.measures.hessian import final_hvp
+from landscape.measures.hvp_ops import HVP, CurvatureError
 from landscape.measures.lanczos import gauss_quadrature, lanczos, rademacher
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
 from landscape.store.summary import Scalar

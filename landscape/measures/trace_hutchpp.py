@@ -30,8 +30,8 @@ import torch
 
 from landscape.errors import ConfigError
 from landscape.measures.common import all_runs
-from landscape.measures.curvature import HVP, _Counted, _working
 from landscape.measures.hessian import final_hvp
+from landscape.measures.hvp_ops import HVP, CountedHVP, working_precision
 from landscape.measures.lanczos import rademacher
 from landscape.measures.spec import CURV, Context, MeasureSpec, Stored
 from landscape.measures.trace import TRACE_SAMPLES
@@ -89,8 +89,8 @@ def hutchpp_trace(
     """
     k, r = split_budget(n_products, size)
     start = time.perf_counter()
-    dtype, dev = _working(hvp, dtype, device)
-    op = _Counted(hvp, size, dtype, dev, None)
+    dtype, dev = working_precision(hvp, dtype, device)
+    op = CountedHVP(hvp, size, dtype, dev, None)
 
     def product(v: torch.Tensor) -> torch.Tensor:
         return op.torch(v.to(dev, dtype)).to(torch.float64)
