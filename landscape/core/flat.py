@@ -195,13 +195,8 @@ def recalibrate(
     calib = _derived(model.template, "calibrate")
     layers = _norm_layers(calib)
     k, device = len(thetas), thetas.device
-    stats = {
-        n: (torch.ones_like(b) if n.endswith("running_var") else torch.zeros_like(b))
-        .to(device)
-        .expand(k, *b.shape)
-        .clone()
-        for n, b in calib.named_buffers()
-    }
+    stats = {n: _fresh(n, b, layers, calib).to(device).expand(k, *b.shape).clone()
+             for n, b in calib.named_buffers()}  # fmt: skip
 
     def one(params: dict, buffers: dict, xb: torch.Tensor) -> torch.Tensor:
         with _composable_attention():
@@ -215,6 +210,15 @@ def recalibrate(
                 layer.momentum = 1.0 / i
             vmap(one, in_dims=(0, 0, None))(params, stats, x[start : start + batch_size].to(device))
     return model.buffer_layout.flatten(stats, batch_dims=1).float()
+
+
+def _fresh(name: str, buffer: torch.Tensor, norms: list, module: nn.Module) -> torch.Tensor:
+    """A buffer's value before recalibration: BatchNorm's running statistics start at
+    mean 0 and variance 1; any other buffer (a positional table, a mask) keeps its value."""
+    owner = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
+    if owner not in norms:
+        return buffer
+    return torch.ones_like(buffer) if name.endswith("running_var") else torch.zeros_like(buffer)
 
 
 @dataclass(frozen=True)
