@@ -216,8 +216,7 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def exec_step(peak: Path, target: str, args: list[str]) -> int:
-    # the modules themselves: `landscape.measures.runner` as an attribute is the re-exported function
-    names = ("analyze", "experiment", "report", "train")
+    names = ("measures.runner", "train.experiment", "report", "train.trainer")
     analyze, experiment, report, train = (importlib.import_module(f"landscape.{m}") for m in names)
     meter = _Meter(peak)
     meter.spy_budget(analyze, "default_budget")

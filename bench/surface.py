@@ -84,15 +84,15 @@ from hessian import train  # the sibling script (bench/ is on sys.path when run)
 from torch import nn
 from torch.func import functional_call
 
-from landscape.measures.runner import default_budget
 from landscape.config import DataConfig, ModelConfig
+from landscape.core.flat import FlatModel, Objective
+from landscape.core.layout import Layout
 from landscape.data import load_dataset
 from landscape.errors import LandscapeError
-from landscape.core.flat import FlatModel, Objective
 from landscape.measures.directions import random_plane
+from landscape.measures.runner import default_budget
 from landscape.measures.slices import grid_coordinates, surface_2d_rows
 from landscape.models import build_model, init_parameters
-from landscape.core.layout import Layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"  # MNIST; absent on a user's machine

@@ -32,8 +32,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from landscape.core.batched import ModuleEngine, StackedEngine
 from landscape.config import ExperimentConfig, from_dict
+from landscape.core.batched import ModuleEngine, StackedEngine
 from landscape.data import Dataset, build_training_set, load_dataset
 from landscape.errors import LandscapeError
 from landscape.models import build_model, init_parameters

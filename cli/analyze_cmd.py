@@ -10,13 +10,12 @@ from typing import Any
 
 import click
 
-from cli.main import (
+from cli.common import (
     ExecutorChoice,
-    _Progress,
+    Progress,
     data_options,
     executor_options,
     handle_errors,
-    main,
 )
 from landscape import config as cfgmod
 from landscape.errors import ConfigError
@@ -135,7 +134,7 @@ def _dry_run(cfg: Any, out: Path) -> None:
         click.echo(f"  {m.name:<21} {text}")
 
 
-@main.command()
+@click.command()
 @click.argument("train_store", type=click.Path(path_type=Path))
 @click.option(
     "--output",
@@ -207,7 +206,7 @@ def analyze(
         offline=offline,
         memory_budget=max_memory * 2**20 if max_memory else None,
     )
-    progress = _Progress(sys.stderr.isatty())
+    progress = Progress(sys.stderr.isatty())
     with executor.open() as ex:
         summary = run_analysis(
             train_store, out, cfg, options=options, on_event=progress, executor=ex

@@ -6,7 +6,6 @@ The public API is exactly what is listed here.
 from typing import Any
 
 from landscape._version import __version__
-from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names
 from landscape.config import (
     DataConfig,
     ExperimentConfig,
@@ -16,16 +15,20 @@ from landscape.config import (
     preset_names,
     resolve_config,
 )
-from landscape.errors import ConfigError, DataError, LandscapeError, StoreError
-from landscape.train.experiment import planned_runs, train_experiment
+from landscape.core.events import Event
 from landscape.core.flat import FlatModel, Objective
 from landscape.core.layout import Layout
+from landscape.errors import ConfigError, DataError, LandscapeError, ModelError, StoreError
+from landscape.importer.checkpoint import ImportRequest, ImportResult, import_checkpoint
+from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names
+from landscape.measures.runs import Experiment
 from landscape.pipeline.plan import Plan, resolve_plan
+from landscape.pipeline.run import RunOutcome, run_plan
 from landscape.probe.probe import Probe
 from landscape.probe.results import ProbeResult
-from landscape.measures.runs import Experiment
 from landscape.store.summary import summarize
-from landscape.train.trainer import Event, RuntimeOptions, TrainSummary
+from landscape.train.experiment import planned_runs, train_experiment
+from landscape.train.trainer import RuntimeOptions, TrainSummary
 
 
 def __getattr__(name: str) -> Any:
@@ -47,14 +50,18 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "FlatModel",
+    "ImportRequest",
+    "ImportResult",
     "LandscapeError",
     "Layout",
     "ModelConfig",
+    "ModelError",
     "Objective",
     "OptimConfig",
     "Plan",
     "Probe",
     "ProbeResult",
+    "RunOutcome",
     "RuntimeOptions",
     "StoreError",
     "TrainConfig",
@@ -62,11 +69,13 @@ __all__ = [
     "__version__",
     "analyze",
     "build_report",
+    "import_checkpoint",
     "measure_names",
     "planned_runs",
     "preset_names",
     "resolve_config",
     "resolve_plan",
+    "run_plan",
     "summarize",
     "train_experiment",
 ]

@@ -7,13 +7,14 @@ device.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from landscape.config import ModelConfig
+from landscape.core.layout import NORM_LAYERS
 from landscape.errors import ConfigError
-
-NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)
 
 
 def _activation(name: str) -> nn.Module:
@@ -117,7 +118,7 @@ def build_model(cfg: ModelConfig, *, input_shape: tuple[int, ...], n_outputs: in
 
 def _build(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     if cfg.name == "mlp":
-        n_in = int(torch.tensor(input_shape).prod())
+        n_in = math.prod(input_shape)
         return MLP(n_in, cfg.widths, n_outputs, cfg.activation)
     if len(input_shape) != 3:
         raise ConfigError(

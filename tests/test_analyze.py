@@ -4,12 +4,12 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.store.analysis_store import analysis_info, read_result, result_file
-from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.errors import ConfigError
-from landscape.train.experiment import train_experiment
+from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.measures.runs import file_checksum
+from landscape.store.analysis_store import analysis_info, read_result, result_file
 from landscape.store.train_store import read_run
+from landscape.train.experiment import train_experiment
 from tests.helpers import tiny_config
 
 CHEAP = ("distance", "pair_distance", "gradient")

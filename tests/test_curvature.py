@@ -10,9 +10,9 @@ from torch.func import functional_call, grad, jacrev
 from torch.nn.functional import cross_entropy
 
 from landscape.config import DataConfig
+from landscape.core.flat import FlatModel, Objective
 from landscape.data import load_dataset
 from landscape.errors import ConfigError
-from landscape.core.flat import FlatModel, Objective
 from landscape.measures.curvature import (
     CurvatureError,
     hessian_matrix,

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from landscape.config import ModelConfig
+from landscape.core.layout import Layout
 from landscape.errors import ConfigError
 from landscape.measures.directions import (
     orthogonalize,
@@ -14,7 +15,6 @@ from landscape.measures.directions import (
     random_plane,
 )
 from landscape.models import build_model, init_parameters
-from landscape.core.layout import Layout
 
 
 def lenet_point() -> tuple[torch.Tensor, Layout]:

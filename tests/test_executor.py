@@ -6,8 +6,8 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from landscape.errors import ConfigError
 from landscape.core.executor import InProcess, make_executor
+from landscape.errors import ConfigError
 from tests.helpers import TINY_FLAGS
 
 

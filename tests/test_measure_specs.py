@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import main
-from landscape.measures.runner import AnalysisConfig
 from landscape.errors import ConfigError
 from landscape.measures.registry import MEASURES, SPECS, spec
+from landscape.measures.runner import AnalysisConfig
 from landscape.measures.settings import all_settings
 from landscape.pipeline.plan import resolve_plan
 

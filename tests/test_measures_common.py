@@ -5,13 +5,25 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.store.analysis_store import completed, read_result
 from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names
-from landscape.train.experiment import train_experiment
 from landscape.measures.runs import Experiment, file_checksum
+from landscape.store.analysis_store import analysis_info, completed, read_result
+from landscape.store.summary import recorded_measures, scalars_of, summarize
+from landscape.train.experiment import train_experiment
 from tests.helpers import tiny_config
 
-SMALL = dict(grid=5, line_points=5, directions=2, alpha_points=9, top_k=2, trace_samples=8)
+SMALL = dict(
+    grid=5,
+    line_points=5,
+    directions=2,
+    alpha_points=9,
+    top_k=2,
+    trace_samples=8,
+    density_probes=2,
+    density_steps=8,
+    density_points=101,
+    layer_trace_samples=4,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +49,10 @@ def line_store(tmp_path_factory):
 
 
 NEEDS_REGRESSION = {"prediction"}
+
+
+def _scalars(out):
+    return [(m, s.name) for m, s in scalars_of(recorded_measures(out))]
 
 
 def _arrays(out, measure):
@@ -72,6 +88,19 @@ def test_measure_invariants(request, tmp_path, measure, device):
                 atol=1e-6,
                 err_msg=f"{measure} depends on chunking",
             )
+    _listed_everywhere(a, measure, len(ra))
+
+
+def _listed_everywhere(out, measure, n_results):
+    """A measure in the registry shows in `info --json`, the summary and the report's table."""
+    from landscape.report.data import load
+    from landscape.report.summary_json import measure_status
+
+    assert analysis_info(out)["measures"][measure]["results"] == n_results
+    assert measure_status(load(out))[measure] == "computed"
+    names = {name for _m, name in _scalars(out) if _m == measure}
+    # some scalars apply to some datasets only (ring scores); one at least is summarized
+    assert not names or names & set(summarize(out)), f"{measure}: none of {names} summarized"
 
 
 def test_hessian_bounds_every_rayleigh_quotient(store, tmp_path):

@@ -2,8 +2,8 @@ import torch
 from torch import nn
 
 from landscape.config import ModelConfig
-from landscape.models import build_model, init_parameters
 from landscape.core.layout import Layout
+from landscape.models import build_model, init_parameters
 
 
 def test_layout_round_trip_and_kinds():

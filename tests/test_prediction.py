@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-from landscape.store.analysis_store import read_result
-from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.config import resolve_config
 from landscape.data.synthetic import ring_image
-from landscape.train.experiment import train_experiment
 from landscape.measures.prediction import line_scores, ols_line, ring_scores
+from landscape.measures.runner import AnalysisConfig, analyze
+from landscape.store.analysis_store import read_result
+from landscape.train.experiment import train_experiment
 
 
 def test_the_true_ring_scores_iou_one_and_one_component():

@@ -14,8 +14,8 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import landscape as ls
-from landscape.errors import ConfigError, DataError, LandscapeError
 from landscape.core.flat import FlatModel
+from landscape.errors import ConfigError, DataError, LandscapeError
 
 F64 = torch.float64
 

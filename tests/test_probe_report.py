@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from torch import nn
 
 import landscape as ls
-from landscape.store import analysis_store as astore
-from landscape.measures.runner import AnalysisConfig, analyze, result_seed
 from landscape.errors import ConfigError, StoreError
-from landscape.train.experiment import train_experiment
 from landscape.measures.registry import spec
+from landscape.measures.runner import AnalysisConfig, analyze, result_seed
 from landscape.measures.runs import Experiment
+from landscape.store import analysis_store as astore
+from landscape.train.experiment import train_experiment
 from tests.helpers import tiny_config
 
 pytest.importorskip("matplotlib", reason="the report needs matplotlib (a dependency)")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.errors import ConfigError
 from landscape.core.flat import FlatModel, Objective
+from landscape.errors import ConfigError
 from landscape.measures.restart import RECIPES, Recipe, recipe, restart
 
 

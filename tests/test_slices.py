@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.errors import ConfigError
 from landscape.core.flat import FlatModel, Objective
+from landscape.errors import ConfigError
 from landscape.measures.slices import (
     barrier_height,
     default_alphas,

@@ -9,10 +9,10 @@ import h5py
 import numpy as np
 import pytest
 
-from landscape.errors import StoreError
-from landscape.train.experiment import train_experiment
 from landscape.core.layout import Layout
+from landscape.errors import StoreError
 from landscape.store.train_store import read_index, read_run, run_file, runs_dir, store_info
+from landscape.train.experiment import train_experiment
 from tests.helpers import TINY_FLAGS, tiny_config
 
 

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.train import trainer as trainmod
 from landscape.data import build_training_set, load_dataset
-from landscape.train.experiment import train_experiment
 from landscape.store.train_store import read_run
+from landscape.train import trainer as trainmod
+from landscape.train.experiment import train_experiment
 from landscape.train.trainer import RuntimeOptions, make_schedule, train_group
 from tests.helpers import tiny_config
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from landscape.measures.weight_norm import weight_norm
 from landscape.core.layout import Layout
+from landscape.measures.weight_norm import weight_norm
 
 
 def test_weight_norm_is_the_norm_of_all_parameters_of_a_module():

@@ -16,6 +16,7 @@ tensor([[3.5000]])
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -27,6 +28,26 @@ from landscape.core.batched import LossFn, accuracy, activation_numel, loss_func
 from landscape.core.private_copy import derived, norm_layers, private_copy
 
 BN_MODES = ("stored", "recalibrate", "batch")
+
+
+@contextlib.contextmanager
+def _composable_attention() -> Iterator[None]:
+    """Attention through plain tensor ops, so that vmap and grad compose with it.
+
+    nn.TransformerEncoderLayer's inference fast path and the fused (flash) attention kernels
+    have no vmap batching rule: under `forward_stack` torch falls back to a slow per-point loop
+    and warns. The math kernel computes the same attention with ordinary ops. The flags are
+    process-wide: they are restored on exit.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 class FlatModel:
@@ -100,9 +121,10 @@ class FlatModel:
         `buffers` (P_b,) overrides the model's statistics (e.g. recalibrated at theta).
         """
         params = self.layout.unflatten(theta)
-        if self.bn == "batch":
-            return functional_call(self.derived("batch"), params, (x,))
-        return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
+        with _composable_attention():
+            if self.bn == "batch":
+                return functional_call(self.derived("batch"), params, (x,))
+            return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
 
     def forward_stack(
         self, thetas: torch.Tensor, x: torch.Tensor, buffers: torch.Tensor | None = None
@@ -120,7 +142,8 @@ class FlatModel:
         if not self.has_bn:
             return self.forward(theta, x)
         params = self.layout.unflatten(theta)
-        return functional_call(self.derived("batch"), params, (x,))
+        with _composable_attention():
+            return functional_call(self.derived("batch"), params, (x,))
 
     def point_buffers(self, thetas: torch.Tensor) -> torch.Tensor | None:
         """Per-point statistics (K, P_b) for `bn='recalibrate'`; None for the other modes."""
@@ -144,16 +167,12 @@ def recalibrate(
     calib = model.derived("calibrate")
     layers = norm_layers(calib)
     k, device = len(thetas), thetas.device
-    stats = {
-        n: (torch.ones_like(b) if n.endswith("running_var") else torch.zeros_like(b))
-        .to(device)
-        .expand(k, *b.shape)
-        .clone()
-        for n, b in calib.named_buffers()
-    }
+    stats = {n: _fresh(n, b, layers, calib).to(device).expand(k, *b.shape).clone()
+             for n, b in calib.named_buffers()}  # fmt: skip
 
     def one(params: dict, buffers: dict, xb: torch.Tensor) -> torch.Tensor:
-        return functional_call(calib, (params, buffers), (xb,))
+        with _composable_attention():
+            return functional_call(calib, (params, buffers), (xb,))
 
     params = model.layout.unflatten(thetas)
     starts = [s for s in range(0, len(x), batch_size) if len(x) - s >= 2]
@@ -163,6 +182,15 @@ def recalibrate(
                 layer.momentum = 1.0 / i
             vmap(one, in_dims=(0, 0, None))(params, stats, x[start : start + batch_size].to(device))
     return model.buffer_layout.flatten(stats, batch_dims=1).float()
+
+
+def _fresh(name: str, buffer: torch.Tensor, norms: list, module: nn.Module) -> torch.Tensor:
+    """A buffer's value before recalibration: BatchNorm's running statistics start at
+    mean 0 and variance 1; any other buffer (a positional table, a mask) keeps its value."""
+    owner = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
+    if owner not in norms:
+        return buffer
+    return torch.ones_like(buffer) if name.endswith("running_var") else torch.zeros_like(buffer)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from landscape.errors import ConfigError
 from landscape.core.layout import Entry, Layout
+from landscape.errors import ConfigError
 
 IGNORE_OPTIONS = ("biasbn", "none")  # biasbn: zero biases and norm params (Li et al.); none: keep
 PARAMETER_KINDS = ("weight", "bias", "norm")

@@ -26,8 +26,8 @@ from landscape.measures.spec import Context, MeasureSpec, Setting, Stored
 from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
-    from landscape.measures.settings import AnalysisConfig
     from landscape.measures.runs import Experiment
+    from landscape.measures.settings import AnalysisConfig
 
 BLACK = 0.5  # a pixel is predicted black when the output is below this gray level
 

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from landscape.errors import ConfigError
 from landscape.core.flat import Objective
+from landscape.errors import ConfigError
 from landscape.measures.common import all_runs, line, line_arrays, objectives, step_array
 from landscape.measures.slices import default_alphas
 from landscape.measures.spec import (
@@ -32,8 +32,8 @@ from landscape.measures.spec import (
 from landscape.store.summary import Scalar
 
 if TYPE_CHECKING:
-    from landscape.measures.settings import AnalysisConfig
     from landscape.measures.runs import Experiment
+    from landscape.measures.settings import AnalysisConfig
 
 
 @dataclass(frozen=True)
@@ -218,7 +218,10 @@ def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
     run, cfg = ctx.exp.run(run_id), ctx.cfg
     objs = objectives(ctx, run.final_buffers)
     alphas = default_alphas(cfg.alpha_points, cfg.alpha_min, cfg.alpha_max)
-    values, attrs = restart_values(objs, run.final, run.init, name, alphas, generator=ctx.generator)
+    init = run.init if run.has_init else run.final  # an import may lack init: dropped below
+    values, attrs = restart_values(objs, run.final, init, name, alphas, generator=ctx.generator)
+    if not run.has_init:
+        del values["dist_init"]
     return values, {"run": run_id} | attrs
 
 

@@ -23,17 +23,19 @@ import h5py
 import numpy as np
 import torch
 
-from landscape.store import analysis_store as astore
 from landscape._version import __version__
-from landscape.store.analysis_store import Result
+from landscape.core.devices import cuda_free_bytes, resolve_device
+from landscape.core.events import Event
 from landscape.core.executor import Executor
+from landscape.core.losses import loss_name, loss_units
 from landscape.measures.common import runs_of_key
 from landscape.measures.registry import SPECS, names, spec
+from landscape.measures.runs import Experiment, file_checksum
 from landscape.measures.settings import BN_CHOICES, AnalysisConfig
 from landscape.measures.spec import Context
-from landscape.measures.runs import Experiment, file_checksum
+from landscape.store import analysis_store as astore
+from landscape.store.analysis_store import Result
 from landscape.store.summary import summarize
-from landscape.train.trainer import Event, cuda_free_bytes, loss_name, loss_units, resolve_device
 
 __all__ = ["BN_CHOICES", "AnalysisConfig", "AnalyzeOptions", "analyze", "measure_names"]
 
@@ -49,7 +51,9 @@ class AnalyzeOptions:
 @dataclass
 class AnalyzeSummary:
     computed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # up to date
+    # "measure/key" -> why it cannot be computed on this store (e.g. an import without init)
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
 
 def measure_names() -> list[str]:
@@ -124,9 +128,13 @@ def analyze(
         "measures": json.dumps({m.name: m.describe() for m in SPECS}),
         "landscape_version": __version__,
     }
+    reasons = skip_reasons(exp, cfg)  # every measure's, so the report can say why one is absent
+    attrs["skipped"] = json.dumps(reasons)
     astore.write_index(out, attrs=attrs)
     summary = AnalyzeSummary()
-    todo = _plan(exp, cfg, out, summary)
+    todo = _plan(exp, cfg, out, summary, reasons)
+    for name_key, reason in summary.not_applicable.items():
+        on_event(Event("note", f"skipped {name_key}: {reason}"))
     on_event(
         Event(
             "plan",
@@ -201,12 +209,31 @@ def compute_result_task(task: ResultTask) -> str:
     return _compute_and_write(exp, task)
 
 
-def _plan(exp: Experiment, cfg: AnalysisConfig, out: Path, summary: AnalyzeSummary) -> list:
+def skip_reasons(exp: Experiment, cfg: AnalysisConfig) -> dict[str, dict[str, str]]:
+    """{measure: {key: reason}} for every key of every measure that this store cannot give
+    (its spec's `skip_reason`); {} for a store `landscape train` wrote."""
+    out: dict[str, dict[str, str]] = {}
+    for m in SPECS:
+        for key in m.keys(exp, cfg):
+            if reason := m.skip_reason(exp, key):
+                out.setdefault(m.name, {})[key] = reason
+    return out
+
+
+def _plan(
+    exp: Experiment,
+    cfg: AnalysisConfig,
+    out: Path,
+    summary: AnalyzeSummary,
+    reasons: dict[str, dict[str, str]],
+) -> list:
     todo = []
     for name in cfg.measures or names():
         params = cfg.parameters(name)
         for key in spec(name).keys(exp, cfg):
-            if _up_to_date(out, name, key, params):
+            if key in reasons.get(name, {}):
+                summary.not_applicable[f"{name}/{key}"] = reasons[name][key]
+            elif _up_to_date(out, name, key, params):
                 summary.skipped.append(f"{name}/{key}")
             else:
                 todo.append((name, key))

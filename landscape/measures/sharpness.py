@@ -37,17 +37,20 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.optimize import Bounds, minimize
 
-from landscape.errors import ConfigError
 from landscape.core.flat import Objective
-from landscape.measures.directions import random_direction
 from landscape.core.layout import Layout
-
-METHODS = ("lbfgsb", "pga")  # L-BFGS-B on the box (Keskar et al.); projected sign ascent
-PGA_TRAVEL = 2.5  # pga: steps of PGA_TRAVEL / max_iter box half-widths, so max_iter steps can
-# cross the whole box (2 half-widths) with room to spare, as in Madry et al.'s PGD (2.5 eps)
-LBFGSB_EVALS_PER_ITER = 3  # L-BFGS-B: cap on loss+gradient calls per iteration (line search)
+from landscape.errors import ConfigError
+from landscape.measures.box_search import (
+    METHODS,
+    BoxSearch,
+    Diverged,
+    half_widths,
+    lbfgsb,
+    pga,
+    uniform_in_box,
+)
+from landscape.measures.directions import random_direction
 
 
 @dataclass(frozen=True)
@@ -120,19 +123,19 @@ def epsilon_sharpness(
     result is a lower bound on the true box maximum.
 
     `method="lbfgsb"`: scipy's L-BFGS-B on -L with the box as bounds, `max_iter` iterations
-    (at most LBFGSB_EVALS_PER_ITER * max_iter evaluations). `method="pga"`: `max_iter` steps
-    u <- clip(u + PGA_TRAVEL / max_iter * sign(dL/du)), the steepest ascent for the box's
-    max-norm, then one evaluation of the last point. theta is never modified.
+    (at most box_search.LBFGSB_EVALS_PER_ITER * max_iter evaluations). `method="pga"`:
+    `max_iter` steps u <- clip(u + box_search.PGA_TRAVEL / max_iter * sign(dL/du)), the steepest
+    ascent for the box's max-norm, then one evaluation of the last point. theta is never modified.
     """
     _check_epsilon_args(objective, theta, epsilon, method, max_iter, generator)
     base = float(objective.value(theta))
     if not math.isfinite(base):
         return EpsilonSharpness(math.nan, base, math.nan, math.nan, 1, method, epsilon, False)
-    search = _BoxSearch(objective, theta, _half_widths(theta, epsilon), base)
-    start = _uniform_in_box(theta.numel(), generator)
-    with contextlib.suppress(_Diverged):  # a diverged point is already recorded as the max
-        _lbfgsb(search, start, max_iter) if method == "lbfgsb" else _pga(search, start, max_iter)
-    return search.result(method, epsilon)
+    search = BoxSearch(objective, theta, half_widths(theta, epsilon), base)
+    start = uniform_in_box(theta.numel(), generator)
+    with contextlib.suppress(Diverged):  # a diverged point is already recorded as the max
+        lbfgsb(search, start, max_iter) if method == "lbfgsb" else pga(search, start, max_iter)
+    return _epsilon_result(search, method, epsilon)
 
 
 def perturbation_sharpness(
@@ -169,94 +172,20 @@ def perturbation_sharpness(
     return _perturbation_result(evaluation.loss, evaluation.acc, radii, n_directions)
 
 
-# --- epsilon-sharpness: the box search -------------------------------------------------------
-
-
-class _Diverged(Exception):
-    """Internal: a point of the box had a non-finite loss or gradient; stop the search."""
-
-
-class _BoxSearch:
-    """u in [-1, 1]^P -> (f, df/du) with f = -(L(theta + w * u) - L(theta)) / scale.
-
-    Remembers the point of largest loss seen. The gradient is chained through the half-widths
-    w (P,) (float64 on the CPU). `scale` is fixed at the first call to the mean |dL/du| there,
-    so the starting gradient has mean magnitude 1 in box units: L-BFGS-B's first quasi-Newton
-    matrix is the identity and, the ascent being locally convex, its curvature pairs
-    (s^T y <= 0) are skipped, so its steps stay -gradient in f's units. Unscaled, a 1e-3 box
-    gives gradients ~1e-4 and steps that cross a thousandth of the box per iteration.
-    """
-
-    def __init__(self, objective: Objective, theta: torch.Tensor, widths: np.ndarray, base: float):
-        self.objective, self.theta, self.widths, self.base = objective, theta, widths, base
-        self.scale: float | None = None
-        self.best_loss, self.best_u = base, np.zeros_like(widths)
-        self.calls = 0
-
-    def __call__(self, u: np.ndarray) -> tuple[float, np.ndarray]:
-        point = self.theta + torch.from_numpy(self.widths * u).to(self.theta)
-        loss = float(self.objective.value(point))
-        du = self.widths * self.objective.gradient(point).to("cpu", torch.float64).numpy()
-        self.calls += 1
-        if not (math.isfinite(loss) and np.isfinite(du).all()):
-            self.best_loss, self.best_u = loss, u.copy()
-            raise _Diverged
-        if loss > self.best_loss:
-            self.best_loss, self.best_u = loss, u.copy()
-        if self.scale is None:
-            self.scale = float(np.abs(du).mean()) or 1.0  # a zero gradient: any scale will do
-        return -(loss - self.base) / self.scale, -du / self.scale
-
-    def result(self, method: str, epsilon: float) -> EpsilonSharpness:
-        sharpness = 100.0 * (self.best_loss - self.base) / (1.0 + self.base)
-        delta_norm = float(np.linalg.norm(self.widths * self.best_u))
-        finite = math.isfinite(self.best_loss)
-        return EpsilonSharpness(
-            sharpness,
-            self.base,
-            self.best_loss,
-            delta_norm,
-            self.calls + 1,
-            method,
-            epsilon,
-            finite,
-        )
-
-
-def _lbfgsb(search: _BoxSearch, start: np.ndarray, max_iter: int) -> None:
-    # ftol = gtol = 0: the loss increases in a small box are tiny, so scipy's default
-    # tolerances could stop the search before it moved; it ends after max_iter iterations, at
-    # a vertex whose projected gradient is exactly zero, or when the line search stalls.
-    ones = np.ones_like(start)
-    options = {
-        "maxiter": max_iter,
-        "maxfun": LBFGSB_EVALS_PER_ITER * max_iter,
-        "ftol": 0.0,
-        "gtol": 0.0,
-    }
-    minimize(
-        search, start, jac=True, method="L-BFGS-B", bounds=Bounds(-ones, ones), options=options
+def _epsilon_result(search: BoxSearch, method: str, epsilon: float) -> EpsilonSharpness:
+    sharpness = 100.0 * (search.best_loss - search.base) / (1.0 + search.base)
+    delta_norm = float(np.linalg.norm(search.widths * search.best_u))
+    finite = math.isfinite(search.best_loss)
+    return EpsilonSharpness(
+        sharpness,
+        search.base,
+        search.best_loss,
+        delta_norm,
+        search.calls + 1,
+        method,
+        epsilon,
+        finite,
     )
-
-
-def _pga(search: _BoxSearch, start: np.ndarray, max_iter: int) -> None:
-    step = PGA_TRAVEL / max_iter
-    u = start
-    for _ in range(max_iter):
-        _, df_du = search(u)
-        u = np.clip(u - step * np.sign(df_du), -1.0, 1.0)  # f = -L: descend f, ascend L
-    search(u)
-
-
-def _half_widths(theta: torch.Tensor, epsilon: float) -> np.ndarray:
-    """(P,) float64 box half-widths epsilon * (|theta_i| + 1), parameter units."""
-    return (epsilon * (theta.detach().to("cpu", torch.float64).abs() + 1.0)).numpy()
-
-
-def _uniform_in_box(size: int, generator: torch.Generator) -> np.ndarray:
-    """(size,) float64 uniform in [-1, 1], drawn on the generator's device then moved."""
-    u = torch.rand(size, generator=generator, dtype=torch.float64, device=generator.device)
-    return (2.0 * u - 1.0).cpu().numpy()
 
 
 def _check_epsilon_args(

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import torch
 
-from landscape.errors import ConfigError
 from landscape.core.flat import Objective
+from landscape.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ optional ones read here:
     op = ">="
     threshold = 1.5
 
-    [sweep]                   # optional: one variant per value and budget (landscape.pipeline.sweep)
+    [sweep]                   # optional: one variant per value and budget (pipeline.sweep)
     key = "data.ring_points"
     values = [5000, 2500]
 
@@ -49,7 +49,7 @@ class Plan:
     experiment: ExperimentConfig
     analysis: dict[str, Any]  # AnalysisConfig fields the preset sets
     claims: tuple[dict[str, Any], ...]
-    sweep: Sweep | None = None  # [sweep]: train at several values of one key (landscape.pipeline.sweep)
+    sweep: Sweep | None = None  # [sweep]: several values of one key (pipeline.sweep)
 
     def claims_json(self) -> str:
         return json.dumps(list(self.claims))

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from landscape.core.batched import LossFn, loss_function
-from landscape.errors import ConfigError
 from landscape.core.flat import BN_MODES, FlatModel
 from landscape.core.layout import Layout
+from landscape.errors import ConfigError
 
 NAMES = ("cross_entropy", "mse")
 

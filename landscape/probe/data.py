@@ -20,8 +20,8 @@ from typing import Any
 
 import torch
 
-from landscape.errors import ConfigError, DataError
 from landscape.core.flat import FlatModel, Objective
+from landscape.errors import ConfigError, DataError
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from landscape._version import __version__
-from landscape.measures.runner import default_budget
-from landscape.errors import ConfigError
 from landscape.core.flat import FlatModel, Objective
+from landscape.core.layout import Layout
+from landscape.core.losses import loss_units
+from landscape.errors import ConfigError
 from landscape.measures.common import line
 from landscape.measures.directions import random_plane
 from landscape.measures.epsilon_sharpness import box_sharpness
@@ -37,9 +38,9 @@ from landscape.measures.gradient import gradient_norms
 from landscape.measures.hessian import top_k
 from landscape.measures.registry import spec
 from landscape.measures.restart import RECIPES, restart_values
+from landscape.measures.runner import default_budget
 from landscape.measures.slices import default_alphas, grid_coordinates, surface_2d
 from landscape.measures.trace import hutchinson
-from landscape.core.layout import Layout
 from landscape.probe.checks import (
     check_runs,
     checked_bn,
@@ -51,7 +52,6 @@ from landscape.probe.checks import (
 )
 from landscape.probe.data import BatchData, as_source
 from landscape.probe.results import ProbeResult
-from landscape.core.losses import loss_units
 
 
 class Probe:

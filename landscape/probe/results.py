@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from landscape.store import analysis_store as astore
 from landscape._version import __version__
-from landscape.store.analysis_store import Result
 from landscape.errors import ConfigError, StoreError
 from landscape.measures.registry import spec
+from landscape.store import analysis_store as astore
+from landscape.store.analysis_store import Result
 from landscape.store.summary import summarize
 
 if TYPE_CHECKING:

@@ -15,9 +15,9 @@ from typing import Any
 import h5py
 import numpy as np
 
+from landscape.errors import StoreError
 from landscape.store import analysis_store as astore
 from landscape.store import train_store as store
-from landscape.errors import StoreError
 from landscape.store.summary import summarize
 
 # Flat parameter vectors stored with some results: large and never drawn.
@@ -56,7 +56,22 @@ class ReportData:
 
     @property
     def dataset(self) -> str:
+        if self.imported is not None:  # the user's file or function: the index names it
+            return str(self.train_index.get("dataset", ""))
         return str(self.config.get("data", {}).get("name", self.train_index.get("dataset", "")))
+
+    @property
+    def imported(self) -> dict[str, Any] | None:
+        """How an imported store's model and data are rebuilt (`landscape import`); None for a
+        store `landscape train` wrote."""
+        raw = self.train_index.get("imported")
+        return json.loads(raw) if raw else None
+
+    @property
+    def skipped(self) -> dict[str, dict[str, str]]:
+        """{measure: {key: reason}} the analysis could not compute on this store."""
+        raw = self.analysis_attrs.get("skipped")
+        return json.loads(raw) if raw else {}
 
     @property
     def measures(self) -> dict[str, dict[str, Any]]:

@@ -267,9 +267,14 @@ def analysis_info(index_path: Path) -> dict[str, Any]:
                     "seconds": float(f.attrs.get("seconds", float("nan"))),
                 }
             )
+    # the specs of the measures the analysis ran, as recorded (name -> spec), with their counts
+    measures = json.loads(attrs.get("measures") or "{}")
+    for name, spec in measures.items():
+        spec["results"] = sum(r["measure"] == name for r in results)
     return {
         "train_store": attrs.get("train_store"),
         "config": json.loads(attrs.get("config", "{}")),
         "summary": json.loads(attrs.get("summary", "{}")),
+        "measures": measures,
         "results": results,
     }

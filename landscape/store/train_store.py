@@ -340,7 +340,7 @@ def read_run(index_path: Path, run_id: str) -> dict[str, Any]:
     return out
 
 
-def _finite_or_none(value: float) -> float | None:
+def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
@@ -354,7 +354,8 @@ def run_summary(index_path: Path, run_id: str) -> dict[str, Any]:
         # the history row of the final point (for a diverged run: its last finite point)
         at = int(np.searchsorted(h["step"][()], step))
         at = min(at, len(h["step"]) - 1)
-        last = {k: float(h[k][at]) for k in h if k != "step"}
+        # an imported run has no history: its final numbers are unknown (None)
+        last = {k: float(h[k][at]) for k in h if k != "step"} if len(h["step"]) else {}
         return {
             "id": run_id,
             "mode": _plain(attrs["mode"]),
@@ -363,14 +364,14 @@ def run_summary(index_path: Path, run_id: str) -> dict[str, Any]:
             "status": _plain(attrs["status"]),
             "steps": step,
             "diverged_step": int(attrs["diverged_step"]) if attrs["status"] == "diverged" else None,
-            "epochs": float(f["final"].attrs["epoch"]),
+            "epochs": _finite_or_none(float(f["final"].attrs["epoch"])),
             "final": {
-                "train_acc": _finite_or_none(last["train_acc"]),
-                "train_loss": _finite_or_none(last["train_loss"]),
-                "test_acc": _finite_or_none(last["test_acc"]),
-                "test_loss": _finite_or_none(last["test_loss"]),
+                "train_acc": _finite_or_none(last.get("train_acc")),
+                "train_loss": _finite_or_none(last.get("train_loss")),
+                "test_acc": _finite_or_none(last.get("test_acc")),
+                "test_loss": _finite_or_none(last.get("test_loss")),
                 "corrupt_acc": (
-                    _finite_or_none(last["corrupt_acc"]) if attrs["mode"] == "overfit" else None
+                    _finite_or_none(last.get("corrupt_acc")) if attrs["mode"] == "overfit" else None
                 ),
             },
         }

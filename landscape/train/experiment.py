@@ -15,21 +15,22 @@ from pathlib import Path
 
 import torch
 
-from landscape.store import train_store as store
 from landscape._version import __version__
 from landscape.config import ExperimentConfig, config_from_json
+from landscape.core.devices import resolve_device
+from landscape.core.events import Event
+from landscape.core.executor import Executor
+from landscape.core.losses import loss_units
 from landscape.data import Dataset, TrainingSet, build_training_set, load_dataset
 from landscape.errors import ConfigError, StoreError
-from landscape.core.executor import Executor
+from landscape.store import train_store as store
+from landscape.train.memory import check_training_memory
 from landscape.train.trainer import (
     MODES,
-    Event,
     RuntimeOptions,
     TrainSummary,
     batching_problem,
-    loss_units,
     make_schedule,
-    resolve_device,
     train_group,
 )
 
@@ -56,6 +57,11 @@ def _merge_plan(path: Path, cfg: ExperimentConfig, index: dict | None) -> list[s
     plan = planned_runs(cfg)
     if index is None:
         return plan
+    if index.get("imported"):
+        raise StoreError(
+            f"store {path} holds points imported with `landscape import`, not runs this config "
+            "trains; write to a new -o path"
+        )
     stored = config_from_json(index["config"])
     diffs = _differences(stored.identity(), cfg.identity())
     if diffs:
@@ -100,6 +106,8 @@ def train_experiment(
     plan = _merge_plan(path, cfg, index)
     ds = load_dataset(cfg.data, data_dir=options.data_dir, offline=options.offline)
     _check_fingerprint(path, ds, index)
+    together = 1 if not options.batched else (options.group_size or cfg.train.runs)
+    check_training_memory(cfg, ds, together, device)  # before the store is touched
     kept = {k: index[k] for k in ("preset", "claims") if index and k in index}  # on resume
     attrs = _index_attrs(ds) | kept | (extra_attrs or {})
     store.write_index(path, config_json=cfg.to_json(), planned=plan, attrs=attrs)

@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from landscape.store import train_store as store
 from landscape._version import __version__
+from landscape.config import ExperimentConfig, OptimConfig, total_steps
 from landscape.core.batched import (
     Engine,
     ModuleEngine,
@@ -31,10 +31,12 @@ from landscape.core.batched import (
     evaluate,
     loss_function,
 )
-from landscape.config import ExperimentConfig, OptimConfig, total_steps
+from landscape.core.devices import cuda_free_bytes
+from landscape.core.losses import loss_name
 from landscape.data import Dataset, TrainingSet
 from landscape.errors import ConfigError
 from landscape.models import build_model, init_parameters
+from landscape.store import train_store as store
 from landscape.train.orders import EpochOrders
 
 MODES = ("normal", "overfit")
@@ -54,17 +56,6 @@ class RuntimeOptions:
 
 
 @dataclass(frozen=True)
-class Event:
-    """Progress report for the CLI: `kind` is plan | group | steps | run | note."""
-
-    kind: str
-    message: str = ""
-    done: int = 0
-    total: int = 0
-    run: dict | None = None
-
-
-@dataclass(frozen=True)
 class Schedule:
     steps_per_epoch: int
     total_steps: int
@@ -80,29 +71,8 @@ class TrainSummary:
     diverged: list[str] = field(default_factory=list)
 
 
-def resolve_device(name: str) -> torch.device:
-    """`auto` -> CUDA when available, else CPU; asking for CUDA without one is an error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name!r}: unknown device; allowed: auto, cpu, cuda") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available here; use --device auto or cpu")
-    return device
-
-
 CPU_TRAIN_BUDGET = 512 * 2**20  # bytes; the trainer's evaluation chunks on a CPU
 CUDA_TRAIN_BUDGET_CAP = 8 * 2**30  # bytes; larger chunks stop paying on a GPU
-
-
-def cuda_free_bytes(device: torch.device) -> int:
-    """Bytes torch can still allocate on a CUDA device: what the driver reports free plus
-    what torch's caching allocator holds unused (the driver counts those as taken, so after
-    a training phase in the same process `mem_get_info` alone would understate it)."""
-    free = torch.cuda.mem_get_info(device)[0]
-    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
 
 
 def train_budget(device: torch.device) -> int:
@@ -435,24 +405,6 @@ def batching_problem(cfg: ExperimentConfig, ds: Dataset) -> str | None:
     except RuntimeError as e:  # vmap raises RuntimeError for unsupported operations
         return str(e).splitlines()[0]
     return None
-
-
-def loss_units(loss: str) -> str:
-    """Units of a loss value: nats for cross-entropy, squared error otherwise."""
-    return "nats" if loss == "cross_entropy" else "squared error"
-
-
-def loss_name(cfg: ExperimentConfig, ds: Dataset) -> str:
-    """The loss to use: the configured one, or the task's natural one for `auto`."""
-    natural = "cross_entropy" if ds.task == "classification" else "mse"
-    if cfg.train.loss == "auto":
-        return natural
-    if cfg.train.loss == "cross_entropy" and ds.task != "classification":
-        raise ConfigError(
-            f"config key 'train.loss': cross_entropy needs a classification dataset, but "
-            f"{ds.name!r} is a regression task; use train.loss = 'mse' or 'auto'"
-        )
-    return cfg.train.loss
 
 
 def _run_attrs(

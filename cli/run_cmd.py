@@ -4,36 +4,27 @@ from __future__ import annotations
 
 import shlex
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from cli.main import (
+from cli.common import (
     EXIT_FAILURE,
     ExecutorChoice,
-    _overrides,
-    _Progress,
-    _report,
+    Progress,
     data_options,
     executor_options,
     handle_errors,
-    main,
-    plan_attrs,
 )
-
-if TYPE_CHECKING:
-    from landscape.config import ExperimentConfig
-    from landscape.core.executor import Executor
-    from landscape.pipeline.plan import Plan
+from cli.train_cmd import overrides
 
 
 def _claims_of(path: Path) -> list[dict[str, Any]]:
     """The claims recorded in the train store behind `path` (an analysis or a train store)."""
+    from landscape.pipeline.plan import stored_claims
     from landscape.store import analysis_store
     from landscape.store import train_store as store
-    from landscape.pipeline.plan import stored_claims
 
     train = path
     if store.store_kind(path) != store.KIND_TRAIN:
@@ -52,7 +43,7 @@ def _echo_claims(summary: dict[str, Any]) -> None:
         click.echo(f"  {c['status']:<13} {c['id']}: {value} {c['op']} {c['threshold']:g}")
 
 
-@main.command()
+@click.command()
 @click.argument("analysis_store", metavar="STORE", type=click.Path(path_type=Path))
 @click.option(
     "--output",
@@ -88,7 +79,7 @@ def report(analysis_store: Path, output: Path | None, train_store: Path | None) 
     _echo_claims(summary)
 
 
-@main.command()
+@click.command()
 @click.argument("preset")
 @click.option(
     "--output",
@@ -140,112 +131,25 @@ def run(
       landscape presets                        what can be run
     """
     from landscape.pipeline.plan import resolve_plan
-
-    flags = {"runs": runs} if runs else {}
-    plan = resolve_plan(preset=preset, overrides=_overrides(flags, assignments))
-    store = store or Path("runs") / f"{preset}.h5"
-    out = output or Path("reports") / preset
-    commands = _commands(preset, store, out, flags, assignments)
-    with executor.open() as ex:
-        ctx = _Context(device, data_dir, offline, _Progress(sys.stderr.isatty()), ex)
-        if plan.sweep is not None:
-            diverged = _run_sweep(plan, store, out, ctx, commands)
-        else:
-            summary, diverged = _run_one(plan, plan.experiment, store, out, ctx, commands)
-            click.echo(f"wrote {out / 'report.html'}")
-            _echo_claims(summary)
-    if diverged:
-        sys.exit(EXIT_FAILURE)
-
-
-@dataclass(frozen=True)
-class _Context:
-    device: str
-    data_dir: Path | None
-    offline: bool
-    progress: _Progress
-    executor: Executor
-
-
-def _analysis_path(store: Path) -> Path:
-    return store.with_name(store.name.removesuffix(".h5") + ".analysis.h5")
-
-
-def _run_one(
-    plan: Plan,
-    experiment: ExperimentConfig,
-    store: Path,
-    out: Path,
-    ctx: _Context,
-    commands: dict[str, str],
-    *,
-    claims: bool = True,
-) -> tuple[dict[str, Any], bool]:
-    """Train, analyze and report one experiment; (its summary, whether a run diverged)."""
-    from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze
-    from landscape.train.experiment import train_experiment
-    from landscape.report import build_report
+    from landscape.pipeline.run import run_plan
     from landscape.train.trainer import RuntimeOptions
 
-    analysis = _analysis_path(store)
-    click.echo(f"[1/3] train {plan.name}: {plan.description}", err=True)
-    attrs = plan_attrs(plan) if claims else {"preset": plan.name, "claims": "[]"}
-    trained = train_experiment(
-        experiment,
-        store,
-        options=RuntimeOptions(device=ctx.device, data_dir=ctx.data_dir, offline=ctx.offline),
-        on_event=ctx.progress,
-        extra_attrs=attrs,
-        executor=ctx.executor,
-    )
-    ctx.progress.close()
-    _report(trained, store)
-    click.echo(f"[2/3] analyze into {analysis}", err=True)
-    options = AnalyzeOptions(device=ctx.device, data_dir=ctx.data_dir, offline=ctx.offline)
-    done = analyze(store, analysis, AnalysisConfig(**plan.analysis), options=options,
-                   on_event=ctx.progress, executor=ctx.executor)  # fmt: skip
-    ctx.progress.close()
-    click.echo(f"computed {len(done.computed)} results ({len(done.skipped)} up to date)")
-    click.echo(f"[3/3] report into {out}", err=True)
-    summary = build_report(analysis, out, claims=plan.claims if claims else (), commands=commands)
-    return summary, bool(trained.diverged)
-
-
-def _run_sweep(plan: Plan, store: Path, out: Path, ctx: _Context, commands: dict) -> bool:
-    """Every variant of the plan's sweep, then sweep.html; True when any run diverged."""
-    from landscape.data import load_dataset
-    from landscape.report.sweep import SweepEntry, build_sweep_report
-    from landscape.pipeline.sweep import variants
-
-    assert plan.sweep is not None
-
-    def train_size(cfg: ExperimentConfig) -> int:
-        ds = load_dataset(cfg.data, data_dir=ctx.data_dir, offline=ctx.offline)
-        return len(ds.x_train)
-
-    folder = store.with_suffix("")
-    todo = variants(plan.experiment, plan.sweep, train_size)
-    entries, diverged = [], False
-    for i, v in enumerate(todo, 1):
-        click.echo(f"== variant {i}/{len(todo)}: {v.label} ({v.steps} steps)", err=True)
-        v_store, v_out = folder / f"{v.label}.h5", out / v.label
-        summary, bad = _run_one(plan, v.experiment, v_store, v_out, ctx, {}, claims=False)
-        diverged |= bad
-        where = {"analysis_path": _analysis_path(v_store), "report_dir": v_out}
-        entries.append(SweepEntry(v.label, v.value, v.budget, v.train_size, v.steps,
-                                  v.epochs, summary=summary, **where))  # fmt: skip
-    result = build_sweep_report(
-        entries,
-        out,
-        name=plan.name,
-        description=plan.description,
-        key=plan.sweep.key,
-        claims=plan.claims,
-        commands=commands,
-    )
-    click.echo(f"wrote {out / 'sweep.html'} ({len(entries)} variants)")
-    _echo_claims(result)
-    return diverged
+    flags = {"runs": runs} if runs else {}
+    plan = resolve_plan(preset=preset, overrides=overrides(flags, assignments))
+    store = store or Path("runs") / f"{preset}.h5"
+    out = output or Path("reports") / preset
+    options = RuntimeOptions(device=device, data_dir=data_dir, offline=offline)
+    progress = Progress(sys.stderr.isatty())
+    with executor.open() as ex:
+        outcome = run_plan(plan, store, out, options=options, executor=ex, on_event=progress,
+                           commands=_commands(preset, store, out, flags, assignments))  # fmt: skip
+    progress.close()
+    extra = f" ({len(outcome.summary.get('variants', []))} variants)" if plan.sweep else ""
+    click.echo(f"wrote {outcome.page}{extra}")
+    _echo_claims(outcome.summary)
+    if outcome.diverged:
+        click.echo("diverged (loss became NaN or inf): " + ", ".join(outcome.diverged), err=True)
+        sys.exit(EXIT_FAILURE)
 
 
 def _commands(preset: str, store: Path, out: Path, flags: dict, sets: tuple[str, ...]) -> dict:
