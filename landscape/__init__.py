@@ -24,6 +24,8 @@ from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, m
 from landscape.measures.runs import Experiment
 from landscape.pipeline.plan import Plan, resolve_plan
 from landscape.pipeline.run import RunOutcome, run_plan
+from landscape.probe.probe import Probe
+from landscape.probe.results import ProbeResult
 from landscape.store.summary import summarize
 from landscape.train.experiment import planned_runs, train_experiment
 from landscape.train.trainer import RuntimeOptions, TrainSummary
@@ -57,6 +59,8 @@ __all__ = [
     "Objective",
     "OptimConfig",
     "Plan",
+    "Probe",
+    "ProbeResult",
     "RunOutcome",
     "RuntimeOptions",
     "StoreError",

@@ -33,6 +33,15 @@ ALLOWED = {
         "landscape.importer",  # rebuilding an imported store's model and data
     },
     "landscape.report": {"landscape.store"},
+    # Probe: the measures on a caller's own model, and their figures
+    "landscape.probe": {
+        "landscape.core",
+        "landscape.data",
+        "landscape.models",
+        "landscape.measures",
+        "landscape.store",
+        "landscape.report",
+    },
 }
 SHARED = ("landscape.errors", "landscape._version", "landscape.config", "landscape.presets")
 

@@ -3,7 +3,8 @@
 Every measure reaches the model through `Objective`: loss and accuracy of a stack of K flat
 vectors (chunked over both points and data to stay under a memory budget), and the gradient and
 Hessian-vector products at one point. Nothing here writes `p.data` or touches a caller's module:
-the template's own parameters are never read.
+the template's own parameters are never read, and everything FlatModel needs of it (an
+eval-mode copy, layouts, BatchNorm variants) is kept in a private cache, not on the module.
 
 >>> import torch
 >>> from torch import nn
@@ -17,33 +18,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
+from torch.func import functional_call, grad, vmap
 
-from landscape.core.batched import accuracy, activation_numel, loss_function
-from landscape.core.layout import Layout
-
-
-def _layouts(template: nn.Module) -> tuple[Layout, Layout]:
-    # Cached on the module: measures build many FlatModels around one template.
-    cached = template.__dict__.get("_landscape_layouts")
-    if cached is None:
-        cached = (Layout.of_parameters(template), Layout.of_buffers(template))
-        template.__dict__["_landscape_layouts"] = cached
-    return cached
-
-
-def _activation_numel(template: nn.Module, x: torch.Tensor) -> int:
-    key = ("_landscape_act", tuple(x.shape[1:]))
-    cache = template.__dict__.setdefault("_landscape_act_cache", {})
-    if key not in cache:
-        cache[key] = activation_numel(template, x[:1]) if len(x) else 1
-    return cache[key]
-
+from landscape.core.batched import LossFn, accuracy, activation_numel, loss_function
+from landscape.core.private_copy import derived, norm_layers, private_copy
 
 BN_MODES = ("stored", "recalibrate", "batch")
 
@@ -66,25 +48,6 @@ def _composable_attention() -> Iterator[None]:
             yield
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)
-
-
-def _norm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-
-
-def _derived(template: nn.Module, kind: str) -> nn.Module:
-    """A private copy of `template` with BatchNorm in train mode, cached on the template.
-
-    'batch': no running statistics at all (normalizes with each batch's own statistics);
-    'calibrate': running statistics updated in place, so they can be re-estimated at a point.
-    """
-    cache = template.__dict__.setdefault("_landscape_derived", {})
-    if kind not in cache:
-        copy = deepcopy(template)
-        if kind == "batch":
-            replace_all_batch_norm_modules_(copy)
-        cache[kind] = copy.train()
-    return cache[kind]
 
 
 class FlatModel:
@@ -112,10 +75,10 @@ class FlatModel:
     ):
         if bn not in BN_MODES:
             raise ValueError(f"bn {bn!r}: expected one of {', '.join(BN_MODES)}")
-        self.template = template.eval()
-        self.layout = _layouts(template)[0]
-        self.buffer_layout = _layouts(template)[1]
-        self.has_bn = bool(_norm_layers(template))
+        self._private = private_copy(template)
+        self.template = self._private.module  # a private eval-mode copy; never the caller's
+        self.layout, self.buffer_layout = self._private.layouts
+        self.has_bn = bool(norm_layers(self.template))
         self.bn = bn if self.has_bn else "stored"
         if self.bn == "recalibrate" and (calibration is None or len(calibration) < 2):
             raise ValueError("bn='recalibrate' needs calibration inputs (at least 2 examples)")
@@ -126,16 +89,25 @@ class FlatModel:
             else None
         )
         self.buffers = own if buffers is None else buffers
-        for p in template.parameters():
-            p.requires_grad_(False)
         if self.has_bn:  # built here, not lazily: a copy cannot be made inside a transform
-            _derived(template, "batch")
-            _derived(template, "calibrate")
+            derived(self._private, "batch")
+            derived(self._private, "calibrate")
 
     @property
     def size(self) -> int:
         """Number of parameters P."""
         return self.layout.size
+
+    def derived(self, kind: str) -> nn.Module:
+        """The private copy with BatchNorm in train mode: 'batch' or 'calibrate'."""
+        return derived(self._private, kind)
+
+    def activation_numel(self, x: torch.Tensor) -> int:
+        """Numbers all leaf layers produce for one example of x (B, ...): a memory proxy."""
+        cache, key = self._private.activations, tuple(x.shape[1:])
+        if key not in cache:
+            cache[key] = activation_numel(self.template, x[:1]) if len(x) else 1
+        return cache[key]
 
     def _buffers(self, device: torch.device, buffers: torch.Tensor | None) -> dict:
         b = self.buffers if buffers is None else buffers
@@ -151,7 +123,7 @@ class FlatModel:
         params = self.layout.unflatten(theta)
         with _composable_attention():
             if self.bn == "batch":
-                return functional_call(_derived(self.template, "batch"), params, (x,))
+                return functional_call(self.derived("batch"), params, (x,))
             return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
 
     def forward_stack(
@@ -171,7 +143,7 @@ class FlatModel:
             return self.forward(theta, x)
         params = self.layout.unflatten(theta)
         with _composable_attention():
-            return functional_call(_derived(self.template, "batch"), params, (x,))
+            return functional_call(self.derived("batch"), params, (x,))
 
     def point_buffers(self, thetas: torch.Tensor) -> torch.Tensor | None:
         """Per-point statistics (K, P_b) for `bn='recalibrate'`; None for the other modes."""
@@ -192,8 +164,8 @@ def recalibrate(
     (momentum=None), done by setting momentum = 1/i at batch i because vmap cannot branch on
     the batch counter. The result depends only on x and theta, never on earlier statistics.
     """
-    calib = _derived(model.template, "calibrate")
-    layers = _norm_layers(calib)
+    calib = model.derived("calibrate")
+    layers = norm_layers(calib)
     k, device = len(thetas), thetas.device
     stats = {n: _fresh(n, b, layers, calib).to(device).expand(k, *b.shape).clone()
              for n, b in calib.named_buffers()}  # fmt: skip
@@ -240,16 +212,17 @@ class Objective:
         x: torch.Tensor,
         y: torch.Tensor,
         *,
-        loss: str,
+        loss: str | LossFn,
         classification: bool,
         budget_bytes: int = 256 * 2**20,
     ):
         self.model, self.x, self.y = model, x, y
-        self.loss_name = loss
-        self._loss = loss_function(loss)
+        # a name (cross_entropy, mse) or a stacked loss: outputs (K, B, ...), y (K, B, ...) -> (K,)
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
+        self._loss = loss_function(loss) if isinstance(loss, str) else loss
         self.classification = classification
         self.budget = budget_bytes
-        self.act = _activation_numel(model.template, x)
+        self.act = model.activation_numel(x)
 
     @property
     def n(self) -> int:

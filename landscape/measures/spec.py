@@ -238,13 +238,17 @@ class MeasureSpec:
 
     def result(self, ctx: Context, values: dict[str, Any], attrs: dict[str, Any]) -> Result:
         """The stored form: every array named in `values` with its declared meaning."""
+        return self.stored(values, attrs, loss_units=ctx.loss_units)
+
+    def stored(self, values: dict[str, Any], attrs: dict[str, Any], *, loss_units: str) -> Result:
+        """`result` for a caller without a `Context` (e.g. `Probe`): the loss's units given."""
         declared = {a.name: a for a in self.arrays}
         if undeclared := sorted(set(values) - set(declared)):
             raise ValueError(f"measure {self.name}: arrays {undeclared} are not in its spec")
         arrays = {}
         for name, v in values.items():
             a = declared[name]
-            units = ctx.loss_units if a.units == LOSS_UNITS else a.units
+            units = loss_units if a.units == LOSS_UNITS else a.units
             arrays[name] = Array(_numpy(v), a.long_name, units, a.dims)
         return Result(arrays, attrs)
 

@@ -3,8 +3,10 @@ standard error. The kernel is `curvature.hessian_trace`."""
 
 from __future__ import annotations
 
+import torch
+
 from landscape.measures.common import all_runs
-from landscape.measures.curvature import hessian_trace
+from landscape.measures.curvature import HVP, hessian_trace
 from landscape.measures.hessian import final_hvp
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored
 from landscape.store.summary import Scalar
@@ -20,16 +22,24 @@ TRACE_SAMPLES = Setting(
 )
 
 
-def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
-    hvp, size = final_hvp(ctx, run_id)
-    r = hessian_trace(hvp, size, generator=ctx.generator, n_samples=ctx.cfg.trace_samples)
+def hutchinson(
+    hvp: HVP, size: int, n_samples: int, *, generator: torch.Generator
+) -> tuple[dict, dict]:
+    """What a trace result stores (`hessian_trace`'s estimate, standard error and samples) and
+    attributes. Shared by `landscape analyze` and `Probe.trace`."""
+    r = hessian_trace(hvp, size, generator=generator, n_samples=n_samples)
     values = {"trace": r.trace, "std_error": r.std_error, "samples": r.samples}
     attrs = {
-        "run": run_id,
         "n_products": r.n_products,
         "headline": f"trace {r.trace:.4g} +- {r.std_error:.2g}",
     }
     return values, attrs
+
+
+def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
+    hvp, size = final_hvp(ctx, run_id)
+    values, attrs = hutchinson(hvp, size, ctx.cfg.trace_samples, generator=ctx.generator)
+    return values, {"run": run_id} | attrs
 
 
 SPEC = MeasureSpec(

@@ -194,6 +194,14 @@ FIGURES: tuple[FigureSpec, ...] = (
         interpolation_figure("normal-overfit", ("normal", "overfit")),
     ),
     FigureSpec(
+        "interpolation_line.png",
+        "interpolation",
+        ("interpolation",),
+        "From a model (α = 0) to a second point (α = 1), measured with landscape.Probe: a bump in "
+        "the train loss above the straight chord between the ends is a barrier.",
+        interpolation_figure("line", ("model", "other")),
+    ),
+    FigureSpec(
         "slices_1d.png",
         "interpolation",
         ("surface1d",),

@@ -16,12 +16,15 @@ import numpy as np
 
 from landscape._version import __version__
 from landscape.report.data import ReportData
+from landscape.store.analysis_store import PROBE_SOURCE
 
 
 def commands(data: ReportData, report_dir: Path) -> dict[str, str]:
     """Commands that rebuild the stores and this report (train from the stored config)."""
     train = str(data.train_path or "TRAIN.h5")
     analysis = str(data.analysis_path or Path(train).with_suffix(".analysis.h5"))
+    if data.analysis_attrs.get("source") == PROBE_SOURCE:  # no train store: Probe made it
+        return {"report": f"landscape report {_q(analysis)} -o {_q(report_dir)}"}
     config = report_dir / "config.toml"
     first = {"train": f"landscape train -p quick -c {_q(config)} -o {_q(train)}"}
     if data.imported is not None:  # the import lines recorded in the store, in order

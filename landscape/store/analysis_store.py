@@ -33,6 +33,8 @@ from landscape.store.train_store import _attr, _fsync, _plain
 
 KIND_ANALYSIS = "landscape.analysis"
 ANALYSIS_SCHEMA = 1
+# The index attribute `source` of a store of `landscape.Probe` results: no train store behind it
+PROBE_SOURCE = "landscape.Probe"
 
 
 @dataclass(frozen=True)
