@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from cli.analyze_cmd import analyze
+from cli.import_cmd import import_
 from cli.info_cmd import info
 from cli.run_cmd import report, run
 from cli.train_cmd import presets, train
@@ -31,10 +32,15 @@ def main() -> None:
       landscape analyze runs/quick.h5 -o runs/quick.analysis.h5
       landscape report runs/quick.analysis.h5 -o reports/quick
       landscape info runs/quick.h5 [--json]
+
+    \b
+    Your own checkpoints (safetensors):
+      landscape import --model mypkg.nets:make_net --weights final.safetensors \\
+          --dataset digits -o runs/mine.h5
     """
 
 
-for command in (presets, train, analyze, report, run, info):
+for command in (presets, train, import_, analyze, report, run, info):
     main.add_command(command)
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,10 @@ def _claims_of(path: Path) -> list[dict[str, Any]]:
 
     train = path
     if store.store_kind(path) != store.KIND_TRAIN:
-        train = Path(analysis_store.read_index(path)["train_store"])
+        recorded = analysis_store.read_index(path).get("train_store")
+        if not recorded:
+            return []  # results of a model trained elsewhere (landscape.Probe): no claims
+        train = Path(recorded)
     if not train.exists():
         return []  # the report says the train store is missing; claims cannot be read
     return stored_claims(store.read_index(train))

@@ -21,6 +21,7 @@ from cli.common import (
     writer_options,
 )
 from landscape import config as cfgmod
+from landscape.config_checks import CHOICES
 from landscape.errors import ConfigError
 
 
@@ -32,7 +33,7 @@ def presets() -> None:
 
 
 def _choice(key: str) -> click.Choice:
-    return click.Choice(cfgmod.CHOICES[key])
+    return click.Choice(CHOICES[key])
 
 
 # (option, config key, click type, help); each maps one flag onto one config key.
@@ -69,10 +70,15 @@ def _dest(option: str) -> str:
 
 
 def overrides(values: dict[str, Any], assignments: tuple[str, ...]) -> dict[str, Any]:
-    """Flags and --set pairs as a nested override dict (flags win over --set)."""
-    out: dict[str, Any] = {}
+    """Flags and --set pairs as a nested override dict.
+
+    A flag and a --set that give one key two values, or epochs and steps both given (steps
+    would silently win), are refused: nothing is resolved behind the user's back.
+    """
+    sets: dict[str, Any] = {}
     for text in assignments:
-        out = cfgmod.merge(out, cfgmod.parse_assignment(text))
+        sets = cfgmod.merge(sets, cfgmod.parse_assignment(text))
+    out = sets
     for option, key, _type, _help in TRAIN_OPTIONS:
         value = values.get(_dest(option))
         if value is None:
@@ -80,9 +86,20 @@ def overrides(values: dict[str, Any], assignments: tuple[str, ...]) -> dict[str,
         if key == "model.widths":
             value = _parse_widths(value)
         section, name = key.split(".")
+        given = sets.get(section, {}).get(name, value)
+        if given is not value and given != value:
+            raise ConfigError(
+                f"{option} {value!r} and --set {key}={given!r} disagree; give the key once"
+            )
         out = cfgmod.merge(out, {section: {name: value}})
-    if values.get("epochs") is not None and values.get("steps") is None:
-        out = cfgmod.merge(out, {"train": {"steps": 0}})
+    train = out.get("train", {})
+    if "epochs" in train and train.get("steps"):
+        raise ConfigError(
+            f"train.epochs = {train['epochs']} and train.steps = {train['steps']} both given "
+            "(steps would win); give one: --epochs N or --steps N"
+        )
+    if "epochs" in train and "steps" not in train:
+        out = cfgmod.merge(out, {"train": {"steps": 0}})  # epochs clear a preset's steps
     return out
 
 

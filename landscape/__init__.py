@@ -18,11 +18,14 @@ from landscape.config import (
 from landscape.core.events import Event
 from landscape.core.flat import FlatModel, Objective
 from landscape.core.layout import Layout
-from landscape.errors import ConfigError, DataError, LandscapeError, StoreError
+from landscape.errors import ConfigError, DataError, LandscapeError, ModelError, StoreError
+from landscape.importer.checkpoint import ImportRequest, ImportResult, import_checkpoint
 from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names
 from landscape.measures.runs import Experiment
 from landscape.pipeline.plan import Plan, resolve_plan
 from landscape.pipeline.run import RunOutcome, run_plan
+from landscape.probe.probe import Probe
+from landscape.probe.results import ProbeResult
 from landscape.store.summary import summarize
 from landscape.train.experiment import planned_runs, train_experiment
 from landscape.train.trainer import RuntimeOptions, TrainSummary
@@ -47,12 +50,17 @@ __all__ = [
     "Experiment",
     "ExperimentConfig",
     "FlatModel",
+    "ImportRequest",
+    "ImportResult",
     "LandscapeError",
     "Layout",
     "ModelConfig",
+    "ModelError",
     "Objective",
     "OptimConfig",
     "Plan",
+    "Probe",
+    "ProbeResult",
     "RunOutcome",
     "RuntimeOptions",
     "StoreError",
@@ -61,6 +69,7 @@ __all__ = [
     "__version__",
     "analyze",
     "build_report",
+    "import_checkpoint",
     "measure_names",
     "planned_runs",
     "preset_names",

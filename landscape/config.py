@@ -15,13 +15,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from landscape.config_checks import check_value, coerce
 from landscape.errors import ConfigError
 
 try:  # Python >= 3.11
@@ -109,96 +109,9 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
 }
 
-CHOICES: dict[str, tuple[str, ...]] = {
-    "data.name": ("digits", "mnist", "fashion-mnist", "cifar10", "ring", "line", "modular"),
-    "data.operation": ("add", "sub", "mul", "div"),
-    "model.name": ("mlp", "lenet", "resnet"),
-    "model.activation": ("relu", "leaky_relu"),
-    "model.init": ("xavier_uniform", "kaiming", "default"),
-    "optim.name": ("adam", "adamw", "sgd"),
-    "train.mode": ("normal", "overfit", "both"),
-    "train.loss": ("auto", "cross_entropy", "mse"),
-}
-
-# (minimum, inclusive?) for numbers that have one.
-LOWER_BOUNDS: dict[str, tuple[float, bool]] = {
-    "data.subset": (1, True),
-    "data.test_subset": (1, True),
-    "data.ring_points": (1, True),
-    "data.ring_test_points": (1, True),
-    "data.ring_resolution": (8, True),
-    "data.line_points": (2, True),
-    "data.line_test_points": (1, True),
-    "data.modulus": (2, True),
-    "data.train_fraction": (0, False),
-    "model.bias_init": (float("-inf"), False),
-    "optim.lr": (0, False),
-    "optim.batch_size": (0, True),
-    "optim.weight_decay": (0, True),
-    "optim.momentum": (0, True),
-    "train.runs": (1, True),
-    "train.epochs": (1, True),
-    "train.steps": (0, True),
-    "train.copies": (0, True),
-    "train.overfit_noise": (0, True),
-    "train.checkpoints": (1, True),
-    "train.log_points": (2, True),
-}
-
-
 def known_keys() -> list[str]:
     """Every settable key, as `section.name`."""
     return [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
-
-
-def _coerce(key: str, value: Any, hint: Any) -> Any:
-    """Check `value` against the type hint of `key`; return it in the field's type."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner[0])
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise ConfigError(f"config key {key!r}: expected a list, found {value!r}")
-        items = args[:1] * len(value) if args[-1] is Ellipsis else args
-        if len(items) != len(value):
-            raise ConfigError(
-                f"config key {key!r}: expected {len(items)} values, found {len(value)}: {value!r}"
-            )
-        return tuple(_coerce(key, v, a) for v, a in zip(value, items, strict=True))
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"config key {key!r}: expected true or false, found {value!r}")
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"config key {key!r}: expected an integer, found {value!r}")
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"config key {key!r}: expected a number, found {value!r}")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"config key {key!r}: expected a string, found {value!r}")
-        return value
-    raise ConfigError(f"config key {key!r}: unsupported type {hint!r}")  # pragma: no cover
-
-
-def _check_value(key: str, value: Any) -> None:
-    if key in CHOICES and value not in CHOICES[key]:
-        allowed = ", ".join(CHOICES[key])
-        raise ConfigError(f"config key {key!r}: unknown value {value!r}; allowed: {allowed}")
-    if key in LOWER_BOUNDS and value is not None:
-        values = value if isinstance(value, tuple) else (value,)
-        low, inclusive = LOWER_BOUNDS[key]
-        for v in values:
-            if v < low or (v == low and not inclusive):
-                rel = ">=" if inclusive else ">"
-                raise ConfigError(f"config key {key!r}: expected a value {rel} {low}, found {v!r}")
 
 
 def _build_section(name: str, values: dict[str, Any]) -> Any:
@@ -209,12 +122,12 @@ def _build_section(name: str, values: dict[str, Any]) -> Any:
     for key, value in values.items():
         if key not in fields:
             raise ConfigError(
-                f"unknown config key {name}.{key!r}; known keys in [{name}]: "
+                f"unknown config key '{name}.{key}'; known keys in [{name}]: "
                 + ", ".join(sorted(fields))
             )
         full = f"{name}.{key}"
-        kwargs[key] = _coerce(full, value, hints[key])
-        _check_value(full, kwargs[key])
+        kwargs[key] = coerce(full, value, hints[key])
+        check_value(full, kwargs[key])
     return cls(**kwargs)
 
 
@@ -307,8 +220,19 @@ def load_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {path}: not found; check the path given to -c") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path}: is a folder; give -c a .toml file") from None
+    except PermissionError:
+        raise ConfigError(f"config file {path}: not readable (permission denied)") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"config file {path}: not UTF-8 text (byte {e.start} is "
+            f"{e.object[e.start : e.start + 1]!r}); TOML files are UTF-8; save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config file {path}: not valid TOML ({e})") from None
+    except OSError as e:
+        raise ConfigError(f"config file {path}: cannot be read ({e.strerror})") from None
 
 
 def preset_names() -> list[str]:

@@ -22,3 +22,7 @@ class DataError(LandscapeError):
 
 class StoreError(LandscapeError):
     """An HDF5 store is missing, corrupt, or does not match the requested experiment."""
+
+
+class ModelError(LandscapeError):
+    """A model factory or a weights file cannot be loaded, or the two do not match."""

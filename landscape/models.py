@@ -7,6 +7,8 @@ device.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -116,7 +118,7 @@ def build_model(cfg: ModelConfig, *, input_shape: tuple[int, ...], n_outputs: in
 
 def _build(cfg: ModelConfig, input_shape: tuple[int, ...], n_outputs: int) -> nn.Module:
     if cfg.name == "mlp":
-        n_in = int(torch.tensor(input_shape).prod())
+        n_in = math.prod(input_shape)
         return MLP(n_in, cfg.widths, n_outputs, cfg.activation)
     if len(input_shape) != 3:
         raise ConfigError(

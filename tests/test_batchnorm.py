@@ -42,6 +42,25 @@ def test_recalibrated_statistics_are_the_average_batch_moments():
         torch.testing.assert_close(got["1.running_var"], h.var(1, unbiased=True).mean(0))
 
 
+class _Scaled(nn.Module):
+    """BatchNorm beside a float buffer of another kind (a fixed scale, as a positional table)."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = _net()
+        self.register_buffer("scale", torch.tensor([3.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) * self.scale
+
+
+def test_recalibration_keeps_buffers_that_are_not_batchnorm_statistics():
+    model = FlatModel(_Scaled())
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(1))
+    stats = recalibrate(model, _theta(model, 2)[None], x, batch_size=32)
+    assert model.buffer_layout.unflatten(stats[0])["scale"].tolist() == [3.0]
+
+
 def test_recalibrated_evaluation_uses_each_points_own_statistics():
     net = _net()
     x = torch.randn(64, 4, generator=torch.Generator().manual_seed(4))

@@ -55,7 +55,7 @@ def test_unknown_section_and_preset():
     [
         ("optim", {"name": "rmsprop"}, "allowed: adam, adamw, sgd"),
         ("optim", {"lr": 0}, "expected a value > 0"),
-        ("optim", {"lr": "fast"}, "expected a number"),
+        ("optim", {"lr": "fast"}, "expected a finite number"),
         ("train", {"runs": 0}, "expected a value >= 1"),
         ("model", {"widths": [512, "x"]}, "expected an integer"),
         ("optim", {"betas": [0.9]}, "expected 2 values"),

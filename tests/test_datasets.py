@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from landscape.config import CHOICES, DataConfig
+from landscape.config import DataConfig
+from landscape.config_checks import CHOICES
 from landscape.data import (
     DATASETS,
     Dataset,

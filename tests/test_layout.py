@@ -18,13 +18,30 @@ ALLOWED = {
     "landscape.models": {"landscape.core"},
     "landscape.train": {"landscape.core", "landscape.data", "landscape.models", "landscape.store"},
     "landscape.store": set(),
-    "landscape.measures": {
+    # `landscape import`: another way into a train store, beside training
+    "landscape.importer": {
         "landscape.core",
         "landscape.data",
         "landscape.models",
         "landscape.store",
     },
+    "landscape.measures": {
+        "landscape.core",
+        "landscape.data",
+        "landscape.models",
+        "landscape.store",
+        "landscape.importer",  # rebuilding an imported store's model and data
+    },
     "landscape.report": {"landscape.store"},
+    # Probe: the measures on a caller's own model, and their figures
+    "landscape.probe": {
+        "landscape.core",
+        "landscape.data",
+        "landscape.models",
+        "landscape.measures",
+        "landscape.store",
+        "landscape.report",
+    },
 }
 SHARED = ("landscape.errors", "landscape._version", "landscape.config", "landscape.presets")
 

@@ -12,7 +12,18 @@ from landscape.store.summary import recorded_measures, scalars_of, summarize
 from landscape.train.experiment import train_experiment
 from tests.helpers import tiny_config
 
-SMALL = dict(grid=5, line_points=5, directions=2, alpha_points=9, top_k=2, trace_samples=8)
+SMALL = dict(
+    grid=5,
+    line_points=5,
+    directions=2,
+    alpha_points=9,
+    top_k=2,
+    trace_samples=8,
+    density_probes=2,
+    density_steps=8,
+    density_points=101,
+    layer_trace_samples=4,
+)
 
 
 @pytest.fixture(scope="module")

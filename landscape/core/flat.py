@@ -3,7 +3,8 @@
 Every measure reaches the model through `Objective`: loss and accuracy of a stack of K flat
 vectors (chunked over both points and data to stay under a memory budget), and the gradient and
 Hessian-vector products at one point. Nothing here writes `p.data` or touches a caller's module:
-the template's own parameters are never read.
+the template's own parameters are never read, and everything FlatModel needs of it (an
+eval-mode copy, layouts, BatchNorm variants) is kept in a private cache, not on the module.
 
 >>> import torch
 >>> from torch import nn
@@ -15,55 +16,38 @@ tensor([[3.5000]])
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
-from copy import deepcopy
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, replace_all_batch_norm_modules_, vmap
+from torch.func import functional_call, grad, vmap
 
-from landscape.core.batched import accuracy, activation_numel, loss_function
-from landscape.core.layout import Layout
-
-
-def _layouts(template: nn.Module) -> tuple[Layout, Layout]:
-    # Cached on the module: measures build many FlatModels around one template.
-    cached = template.__dict__.get("_landscape_layouts")
-    if cached is None:
-        cached = (Layout.of_parameters(template), Layout.of_buffers(template))
-        template.__dict__["_landscape_layouts"] = cached
-    return cached
-
-
-def _activation_numel(template: nn.Module, x: torch.Tensor) -> int:
-    key = ("_landscape_act", tuple(x.shape[1:]))
-    cache = template.__dict__.setdefault("_landscape_act_cache", {})
-    if key not in cache:
-        cache[key] = activation_numel(template, x[:1]) if len(x) else 1
-    return cache[key]
-
+from landscape.core.batched import LossFn, accuracy, activation_numel, loss_function
+from landscape.core.private_copy import derived, norm_layers, private_copy
 
 BN_MODES = ("stored", "recalibrate", "batch")
 
 
-def _norm_layers(module: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    return [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+@contextlib.contextmanager
+def _composable_attention() -> Iterator[None]:
+    """Attention through plain tensor ops, so that vmap and grad compose with it.
 
-
-def _derived(template: nn.Module, kind: str) -> nn.Module:
-    """A private copy of `template` with BatchNorm in train mode, cached on the template.
-
-    'batch': no running statistics at all (normalizes with each batch's own statistics);
-    'calibrate': running statistics updated in place, so they can be re-estimated at a point.
+    nn.TransformerEncoderLayer's inference fast path and the fused (flash) attention kernels
+    have no vmap batching rule: under `forward_stack` torch falls back to a slow per-point loop
+    and warns. The math kernel computes the same attention with ordinary ops. The flags are
+    process-wide: they are restored on exit.
     """
-    cache = template.__dict__.setdefault("_landscape_derived", {})
-    if kind not in cache:
-        copy = deepcopy(template)
-        if kind == "batch":
-            replace_all_batch_norm_modules_(copy)
-        cache[kind] = copy.train()
-    return cache[kind]
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
 
 
 class FlatModel:
@@ -91,10 +75,10 @@ class FlatModel:
     ):
         if bn not in BN_MODES:
             raise ValueError(f"bn {bn!r}: expected one of {', '.join(BN_MODES)}")
-        self.template = template.eval()
-        self.layout = _layouts(template)[0]
-        self.buffer_layout = _layouts(template)[1]
-        self.has_bn = bool(_norm_layers(template))
+        self._private = private_copy(template)
+        self.template = self._private.module  # a private eval-mode copy; never the caller's
+        self.layout, self.buffer_layout = self._private.layouts
+        self.has_bn = bool(norm_layers(self.template))
         self.bn = bn if self.has_bn else "stored"
         if self.bn == "recalibrate" and (calibration is None or len(calibration) < 2):
             raise ValueError("bn='recalibrate' needs calibration inputs (at least 2 examples)")
@@ -105,16 +89,25 @@ class FlatModel:
             else None
         )
         self.buffers = own if buffers is None else buffers
-        for p in template.parameters():
-            p.requires_grad_(False)
         if self.has_bn:  # built here, not lazily: a copy cannot be made inside a transform
-            _derived(template, "batch")
-            _derived(template, "calibrate")
+            derived(self._private, "batch")
+            derived(self._private, "calibrate")
 
     @property
     def size(self) -> int:
         """Number of parameters P."""
         return self.layout.size
+
+    def derived(self, kind: str) -> nn.Module:
+        """The private copy with BatchNorm in train mode: 'batch' or 'calibrate'."""
+        return derived(self._private, kind)
+
+    def activation_numel(self, x: torch.Tensor) -> int:
+        """Numbers all leaf layers produce for one example of x (B, ...): a memory proxy."""
+        cache, key = self._private.activations, tuple(x.shape[1:])
+        if key not in cache:
+            cache[key] = activation_numel(self.template, x[:1]) if len(x) else 1
+        return cache[key]
 
     def _buffers(self, device: torch.device, buffers: torch.Tensor | None) -> dict:
         b = self.buffers if buffers is None else buffers
@@ -128,9 +121,10 @@ class FlatModel:
         `buffers` (P_b,) overrides the model's statistics (e.g. recalibrated at theta).
         """
         params = self.layout.unflatten(theta)
-        if self.bn == "batch":
-            return functional_call(_derived(self.template, "batch"), params, (x,))
-        return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
+        with _composable_attention():
+            if self.bn == "batch":
+                return functional_call(self.derived("batch"), params, (x,))
+            return functional_call(self.template, (params, self._buffers(x.device, buffers)), (x,))
 
     def forward_stack(
         self, thetas: torch.Tensor, x: torch.Tensor, buffers: torch.Tensor | None = None
@@ -148,7 +142,8 @@ class FlatModel:
         if not self.has_bn:
             return self.forward(theta, x)
         params = self.layout.unflatten(theta)
-        return functional_call(_derived(self.template, "batch"), params, (x,))
+        with _composable_attention():
+            return functional_call(self.derived("batch"), params, (x,))
 
     def point_buffers(self, thetas: torch.Tensor) -> torch.Tensor | None:
         """Per-point statistics (K, P_b) for `bn='recalibrate'`; None for the other modes."""
@@ -169,19 +164,15 @@ def recalibrate(
     (momentum=None), done by setting momentum = 1/i at batch i because vmap cannot branch on
     the batch counter. The result depends only on x and theta, never on earlier statistics.
     """
-    calib = _derived(model.template, "calibrate")
-    layers = _norm_layers(calib)
+    calib = model.derived("calibrate")
+    layers = norm_layers(calib)
     k, device = len(thetas), thetas.device
-    stats = {
-        n: (torch.ones_like(b) if n.endswith("running_var") else torch.zeros_like(b))
-        .to(device)
-        .expand(k, *b.shape)
-        .clone()
-        for n, b in calib.named_buffers()
-    }
+    stats = {n: _fresh(n, b, layers, calib).to(device).expand(k, *b.shape).clone()
+             for n, b in calib.named_buffers()}  # fmt: skip
 
     def one(params: dict, buffers: dict, xb: torch.Tensor) -> torch.Tensor:
-        return functional_call(calib, (params, buffers), (xb,))
+        with _composable_attention():
+            return functional_call(calib, (params, buffers), (xb,))
 
     params = model.layout.unflatten(thetas)
     starts = [s for s in range(0, len(x), batch_size) if len(x) - s >= 2]
@@ -191,6 +182,15 @@ def recalibrate(
                 layer.momentum = 1.0 / i
             vmap(one, in_dims=(0, 0, None))(params, stats, x[start : start + batch_size].to(device))
     return model.buffer_layout.flatten(stats, batch_dims=1).float()
+
+
+def _fresh(name: str, buffer: torch.Tensor, norms: list, module: nn.Module) -> torch.Tensor:
+    """A buffer's value before recalibration: BatchNorm's running statistics start at
+    mean 0 and variance 1; any other buffer (a positional table, a mask) keeps its value."""
+    owner = module.get_submodule(name.rpartition(".")[0]) if "." in name else module
+    if owner not in norms:
+        return buffer
+    return torch.ones_like(buffer) if name.endswith("running_var") else torch.zeros_like(buffer)
 
 
 @dataclass(frozen=True)
@@ -212,16 +212,17 @@ class Objective:
         x: torch.Tensor,
         y: torch.Tensor,
         *,
-        loss: str,
+        loss: str | LossFn,
         classification: bool,
         budget_bytes: int = 256 * 2**20,
     ):
         self.model, self.x, self.y = model, x, y
-        self.loss_name = loss
-        self._loss = loss_function(loss)
+        # a name (cross_entropy, mse) or a stacked loss: outputs (K, B, ...), y (K, B, ...) -> (K,)
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
+        self._loss = loss_function(loss) if isinstance(loss, str) else loss
         self.classification = classification
         self.budget = budget_bytes
-        self.act = _activation_numel(model.template, x)
+        self.act = model.activation_numel(x)
 
     @property
     def n(self) -> int:

@@ -59,7 +59,9 @@ class Layout:
             for pname, _ in m.named_parameters(recurse=False):
                 full = f"{prefix}.{pname}" if prefix else pname
                 is_norm = isinstance(m, NORM_LAYERS)
-                kinds[full] = "norm" if is_norm else ("bias" if pname == "bias" else "weight")
+                # "in_proj_bias" (nn.MultiheadAttention) is a bias too
+                is_bias = pname == "bias" or pname.endswith("_bias")
+                kinds[full] = "norm" if is_norm else ("bias" if is_bias else "weight")
         named = [(n, tuple(p.shape), kinds[n]) for n, p in module.named_parameters()]
         return cls._packed(named)
 

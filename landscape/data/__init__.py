@@ -31,7 +31,7 @@ from landscape.data.synthetic import (
 )
 from landscape.errors import ConfigError
 
-# name -> loader(cfg, data_dir, offline); a new dataset joins here and in config.CHOICES.
+# name -> loader(cfg, data_dir, offline); a new dataset joins here and in config_checks.CHOICES.
 LOADERS: dict[str, Callable[[DataConfig, Path, bool], Dataset]] = {
     "digits": load_digits_dataset,
     "mnist": load_mnist,

@@ -7,6 +7,7 @@ A result key names what one result is about: a run id (`normal-000`), a seed pai
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -68,14 +69,58 @@ def runs_of_key(exp: Experiment, key: str) -> list[str]:
 
 
 def trajectory(ctx: Context, run_id: str) -> tuple[np.ndarray, torch.Tensor, torch.Tensor | None]:
-    """Steps (n+1,), points (n+1, P) and BatchNorm buffers (or None): init, then checkpoints."""
+    """Steps (n+1,), points (n+1, P) and BatchNorm buffers (or None): init, then checkpoints.
+
+    A run imported without an initial point has only its checkpoints (n,): the final point
+    and those imported with --checkpoint.
+    """
     run = ctx.exp.run(run_id)
+    if not run.has_init:
+        buffers = run.checkpoint_buffers if run.checkpoint_buffers.shape[-1] else None
+        return np.asarray(run.checkpoint_steps), run.checkpoints, buffers
     steps = np.concatenate([[0], run.checkpoint_steps])
     points = torch.cat([run.init.unsqueeze(0), run.checkpoints])
     buffers = None
     if run.init_buffers.numel():
         buffers = torch.cat([run.init_buffers.unsqueeze(0), run.checkpoint_buffers])
     return steps, points, buffers
+
+
+# -- what an imported run may lack (see MeasureSpec.skip_reason) -------------------------------
+
+
+def needs_init(exp: Experiment, key: str) -> str:
+    """Why `key` needs an initial point that some of its runs lack ('' if all have one)."""
+    missing = [r for r in runs_of_key(exp, key) if not exp.run(r).has_init]
+    if not missing:
+        return ""
+    return (
+        f"needs the initial point of {', '.join(missing)}; found none (imported without "
+        "--init); import again with --init INIT.safetensors"
+    )
+
+
+def needs_path(n: int) -> Callable[[Experiment, str], str]:
+    """A skip_reason: every run of the key needs `n` points along its path (init, checkpoints,
+    final)."""
+
+    def reason(exp: Experiment, key: str) -> str:
+        short = {r: path_points(exp.run(r)) for r in runs_of_key(exp, key)}
+        short = {r: k for r, k in short.items() if k < n}
+        if not short:
+            return ""
+        found = ", ".join(f"{k} for {r}" for r, k in short.items())
+        return (
+            f"needs {n} points along the run's path (initial, checkpoints, final); found "
+            f"{found}; import again with --init and --checkpoint STEP=FILE"
+        )
+
+    return reason
+
+
+def path_points(run: StoredRun) -> int:
+    """Points of a run's path: the initial one (if stored) and the checkpoints (final included)."""
+    return int(run.has_init) + len(run.checkpoints)
 
 
 def objective(ctx: Context, split: str, buffers: torch.Tensor | None) -> Objective:

@@ -25,9 +25,7 @@ seed gives the same numbers on any device.
 from __future__ import annotations
 
 import functools
-import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,16 +33,18 @@ import torch
 from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
 from threadpoolctl import ThreadpoolController
 
-from landscape.errors import ConfigError, LandscapeError
+from landscape.errors import ConfigError
+from landscape.measures.hvp_ops import (
+    HVP,
+    BudgetSpent,
+    CountedHVP,
+    CurvatureError,
+    working_precision,
+)
 
-HVP = Callable[[torch.Tensor], torch.Tensor]  # v (P,) -> H v (P,), same dtype and device
 WHICH = ("LA", "LM", "SA")  # eigsh's: largest algebraic, largest magnitude, smallest algebraic
 DISTRIBUTIONS = ("rademacher", "gaussian")
 TINY = 1e-30  # floor of |lambda| in relative residuals, so a zero eigenvalue does not divide by 0
-
-
-class CurvatureError(LandscapeError):
-    """Lanczos did not converge within its budget, or a Hessian-vector product was not finite."""
 
 
 @dataclass(frozen=True)
@@ -82,52 +82,6 @@ class TraceResult:
     samples: torch.Tensor
     n_products: int
     seconds: float
-
-
-class _Counted:
-    """`hvp` seen from numpy (float64) for ARPACK: counts calls, enforces the budget."""
-
-    def __init__(
-        self, hvp: HVP, size: int, dtype: torch.dtype, device: torch.device, budget: int | None
-    ):
-        self.hvp, self.size, self.dtype, self.device = hvp, size, dtype, device
-        self.budget = budget
-        self.calls = 0
-
-    def torch(self, v: torch.Tensor) -> torch.Tensor:
-        """H v for v (P,) in the working dtype/device; checks shape and finiteness."""
-        if self.budget is not None and self.calls >= self.budget:
-            raise _BudgetSpent
-        self.calls += 1
-        hv = self.hvp(v)
-        _check_product(hv, self.size, self.calls)
-        return hv
-
-    def numpy(self, x: np.ndarray) -> np.ndarray:
-        v = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float64).reshape(-1))
-        hv = self.torch(v.to(self.device, self.dtype))
-        return hv.detach().to("cpu", torch.float64).numpy()
-
-
-class _BudgetSpent(Exception):
-    """Internal: `max_products` reached inside ARPACK's loop."""
-
-
-def _check_product(hv: torch.Tensor, size: int, call: int) -> None:
-    if not isinstance(hv, torch.Tensor) or hv.shape != (size,):
-        found = tuple(hv.shape) if isinstance(hv, torch.Tensor) else type(hv).__name__
-        raise ConfigError(
-            f"hvp: expected a tensor of shape ({size},) for an input of shape ({size},), "
-            f"found {found}; pass a callable v -> H v on flat vectors (e.g. "
-            "Objective.hvp_operator(theta)) and `size` = its number of parameters"
-        )
-    # One float64 reduction: NaN or inf anywhere makes the sum non-finite, and no finite
-    # float32 entries can overflow it; cheaper than isfinite().all() per product.
-    if not math.isfinite(float(hv.sum(dtype=torch.float64))):
-        raise CurvatureError(
-            f"hvp: product {call} is not finite (NaN or inf); the loss or its gradient "
-            "diverges at this point: check Objective.value(theta) and the gradient there"
-        )
 
 
 def _check_k(k: int, size: int) -> None:
@@ -170,19 +124,6 @@ def _ncv(ncv: int | None, k: int, size: int) -> int:
     return ncv
 
 
-def _working(
-    hvp: HVP, dtype: torch.dtype | None, device: torch.device | str | None
-) -> tuple[torch.dtype, torch.device]:
-    """dtype/device the products run in: as given, else those of `hvp.theta` (an
-    `Objective.hvp_operator`), else float64 on the CPU (an explicit matrix)."""
-    theta = getattr(hvp, "theta", None)
-    if dtype is None:
-        dtype = theta.dtype if isinstance(theta, torch.Tensor) else torch.float64
-    if device is None:
-        device = theta.device if isinstance(theta, torch.Tensor) else "cpu"
-    return dtype, torch.device(device)
-
-
 def _start_vector(size: int, generator: torch.Generator) -> np.ndarray:
     """(P,) float64 Gaussian from `generator`, drawn on the CPU so any device agrees."""
     return torch.randn(size, generator=generator, dtype=torch.float64).numpy()
@@ -195,7 +136,7 @@ def _blas() -> ThreadpoolController:
 
 
 def _lanczos(
-    op: _Counted, k: int, which: str, v0: np.ndarray, tol: float, ncv: int
+    op: CountedHVP, k: int, which: str, v0: np.ndarray, tol: float, ncv: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """eigsh on `op`: eigenvalues (k,) and eigenvectors (P, k), as ARPACK returns them."""
     linear = LinearOperator((op.size, op.size), matvec=op.numpy, dtype=np.float64)
@@ -204,7 +145,7 @@ def _lanczos(
         # spinning after each call and take the cores from the next Hessian-vector product.
         with _blas().limit(limits=1, user_api="blas"):
             return eigsh(linear, k=k, which=which, v0=v0, tol=tol, ncv=ncv)
-    except (_BudgetSpent, ArpackNoConvergence):
+    except (BudgetSpent, ArpackNoConvergence):
         raise CurvatureError(
             f"top_eigenvalues: Lanczos did not reach tol = {tol:g} for k = {k} within "
             f"{op.calls} Hessian-vector products; raise max_products, loosen tol, or ask for "
@@ -212,7 +153,7 @@ def _lanczos(
         ) from None
 
 
-def _residuals(op: _Counted, values: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+def _residuals(op: CountedHVP, values: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     """||H v - lambda v|| / max(|lambda|, TINY) for each column of vectors (P, k): k products."""
     out = torch.empty(len(values), dtype=torch.float64)
     for i, lam in enumerate(values.tolist()):
@@ -265,8 +206,8 @@ def top_eigenvalues(
     _check_positive("top_eigenvalues: max_products", max_products, k + 1)
     ncv = _ncv(ncv, k, size)
     start = time.perf_counter()
-    dtype, device = _working(hvp, dtype, device)
-    op = _Counted(hvp, size, dtype, device, max_products)
+    dtype, device = working_precision(hvp, dtype, device)
+    op = CountedHVP(hvp, size, dtype, device, max_products)
     values, vectors = _lanczos(op, k, which, _start_vector(size, generator), tol, ncv)
     order = np.argsort(values)[::-1]  # ARPACK returns ascending; callers want descending
     lam = torch.from_numpy(values[order].copy())
@@ -308,8 +249,8 @@ def hessian_trace(
     _check_positive("hessian_trace: n_samples", n_samples, 2)
     _check_positive("hessian_trace: size", size, 1)
     start = time.perf_counter()
-    dtype, device = _working(hvp, dtype, device)
-    op = _Counted(hvp, size, dtype, device, None)
+    dtype, device = working_precision(hvp, dtype, device)
+    op = CountedHVP(hvp, size, dtype, device, None)
     samples = torch.empty(n_samples, dtype=torch.float64)
     for i in range(n_samples):
         v = _probe(size, distribution, generator)
@@ -341,8 +282,8 @@ def hessian_matrix(
             f"hessian_matrix: expected 1 <= size <= max_size = {max_size}, found {size} "
             f"({gb:.1f} GB as float64); use top_eigenvalues / hessian_trace, or raise max_size"
         )
-    dtype, device = _working(hvp, dtype, device)
-    op = _Counted(hvp, size, dtype, device, None)
+    dtype, device = working_precision(hvp, dtype, device)
+    op = CountedHVP(hvp, size, dtype, device, None)
     h = torch.empty(size, size, dtype=torch.float64)
     for j in range(size):
         e = torch.zeros(size, dtype=dtype, device=op.device)

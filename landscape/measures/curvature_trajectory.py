@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from landscape.measures.common import objective, selected_runs, step_array, trajectory
+from landscape.measures.common import (
+    needs_path,
+    objective,
+    selected_runs,
+    step_array,
+    trajectory,
+)
 from landscape.measures.curvature import CurvatureError, top_eigenvalues
 from landscape.measures.spec import CURV, RUNS, Context, MeasureSpec, Setting, Stored
 
@@ -50,6 +56,7 @@ SPEC = MeasureSpec(
     description="top Hessian eigenvalue at every checkpoint (curvature over training)",
     needs="run (its initial point and checkpoints; k = 0 of each mode unless runs = all)",
     keys=selected_runs,
+    skip_reason=needs_path(2),
     compute=_compute,
     settings=(TRAJECTORY_K, RUNS),
     arrays=(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from landscape.core.layout import Layout
-from landscape.measures.common import all_runs, step_array, trajectory
+from landscape.measures.common import all_runs, needs_init, step_array, trajectory
 from landscape.measures.spec import L2, Context, MeasureSpec, Stored
 from landscape.store.summary import Scalar
 
@@ -76,6 +76,7 @@ SPEC = MeasureSpec(
     description="distances of the initial point and checkpoints from init",
     needs="run (its initial point and checkpoints)",
     keys=all_runs,
+    skip_reason=needs_init,
     compute=_compute,
     evaluates=False,
     arrays=(

@@ -4,6 +4,9 @@ The kernel is `sharpness.epsilon_sharpness`."""
 
 from __future__ import annotations
 
+import torch
+
+from landscape.core.flat import Objective
 from landscape.measures.common import all_runs, objective
 from landscape.measures.sharpness import epsilon_sharpness
 from landscape.measures.spec import L2, LOSS_UNITS, Context, MeasureSpec, Setting, Stored
@@ -20,10 +23,12 @@ EPSILON = Setting(
 )
 
 
-def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
-    run = ctx.exp.run(run_id)
-    obj = objective(ctx, "train", run.final_buffers)
-    r = epsilon_sharpness(obj, run.final, epsilon=ctx.cfg.epsilon, generator=ctx.generator)
+def box_sharpness(
+    obj: Objective, theta: torch.Tensor, epsilon: float, *, generator: torch.Generator
+) -> tuple[dict, dict]:
+    """What an epsilon_sharpness result stores (`sharpness.epsilon_sharpness` at theta (P,))
+    and attributes. Shared by `landscape analyze` and `Probe.epsilon_sharpness`."""
+    r = epsilon_sharpness(obj, theta, epsilon=epsilon, generator=generator)
     values = {
         "sharpness": r.sharpness,
         "base_loss": r.base_loss,
@@ -31,7 +36,6 @@ def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
         "delta_norm": r.delta_norm,
     }
     attrs = {
-        "run": run_id,
         "method": r.method,
         "epsilon": r.epsilon,
         "n_evaluations": r.n_evaluations,
@@ -39,6 +43,13 @@ def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
         "headline": f"{r.sharpness:.3g} %",
     }
     return values, attrs
+
+
+def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
+    run = ctx.exp.run(run_id)
+    obj = objective(ctx, "train", run.final_buffers)
+    values, attrs = box_sharpness(obj, run.final, ctx.cfg.epsilon, generator=ctx.generator)
+    return values, {"run": run_id} | attrs
 
 
 SPEC = MeasureSpec(

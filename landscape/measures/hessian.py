@@ -32,22 +32,30 @@ def final_hvp(ctx: Context, run_id: str) -> tuple[HessianVectorProduct, int]:
     return obj.hvp_operator(run.final), obj.model.size
 
 
-def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
-    hvp, size = final_hvp(ctx, run_id)
-    k = ctx.cfg.top_k
+def top_k(
+    hvp: HessianVectorProduct, size: int, k: int, *, generator: torch.Generator
+) -> tuple[dict, dict]:
+    """What a hessian result stores: eigenvalues and residuals (k,) by `top_eigenvalues`, and
+    attributes; a Lanczos that fails gives NaN with the reason (`failed`), never hidden.
+    Shared by `landscape analyze` and `Probe.hessian`."""
     try:
-        r = top_eigenvalues(hvp, size, k, generator=ctx.generator, keep_vectors=False)
+        r = top_eigenvalues(hvp, size, k, generator=generator, keep_vectors=False)
         values, residuals, products, failed = r.eigenvalues, r.residuals, r.n_products, ""
     except CurvatureError as e:  # stored as NaN with the reason, never hidden
         values = residuals = torch.full((k,), float("nan"))
         products, failed = hvp.calls, str(e)
     attrs = {
-        "run": run_id,
         "n_products": products,
         "failed": failed,
         "headline": f"top eigenvalue {float(values[0]):.4g}",
     }
     return {"eigenvalues": values, "residuals": residuals}, attrs
+
+
+def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
+    hvp, size = final_hvp(ctx, run_id)
+    values, attrs = top_k(hvp, size, ctx.cfg.top_k, generator=ctx.generator)
+    return values, {"run": run_id} | attrs
 
 
 SPEC = MeasureSpec(

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 import torch
 
-from landscape.measures.common import all_runs, line, line_arrays, objectives, seed_pairs
+from landscape.measures.common import (
+    all_runs,
+    line,
+    line_arrays,
+    needs_init,
+    objectives,
+    seed_pairs,
+)
 from landscape.measures.slices import default_alphas
 from landscape.measures.spec import (
     ALPHA_MAX,
@@ -26,6 +33,11 @@ def interpolation_keys(exp, cfg) -> list[str]:  # type: ignore[no-untyped-def]
     """init-final.<run> for every run, normal-overfit.<k> for every seed pair."""
     keys = [f"init-final.{r}" for r in all_runs(exp, cfg)]
     return keys + [f"normal-overfit.{p.rsplit('-', 1)[1]}" for p in seed_pairs(exp, cfg)]
+
+
+def _skip_reason(exp, key: str) -> str:  # type: ignore[no-untyped-def]
+    """init-final paths need the run's initial point (an import may lack it)."""
+    return needs_init(exp, key) if key.startswith("init-final.") else ""
 
 
 def _endpoints(ctx: Context, key: str) -> tuple[torch.Tensor, torch.Tensor, str, str, torch.Tensor]:
@@ -54,6 +66,7 @@ SPEC = MeasureSpec(
     "overfit), with the barrier height",
     needs="path (init -> final of a run; normal <-> overfit final points of a seed)",
     keys=interpolation_keys,
+    skip_reason=_skip_reason,
     compute=_compute,
     settings=(ALPHA_POINTS, ALPHA_MIN, ALPHA_MAX),
     group="path",

@@ -11,8 +11,9 @@ from landscape.store.summary import Scalar
 def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
     normal, overfit = pair_runs(ctx.exp, key)
     l2, frob = pair_distance(normal.final, overfit.final, ctx.exp.layout)
-    init_l2, _ = pair_distance(normal.init, overfit.init, ctx.exp.layout)
-    values = {"l2": l2, "frobenius_sum": frob, "init_l2": init_l2}
+    values = {"l2": l2, "frobenius_sum": frob}
+    if normal.has_init and overfit.has_init:  # imported points may come without one
+        values["init_l2"], _ = pair_distance(normal.init, overfit.init, ctx.exp.layout)
     attrs = {"normal": normal.run_id, "overfit": overfit.run_id, "headline": f"l2 {l2:.3f}"}
     return values, attrs
 

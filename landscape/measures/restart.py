@@ -178,13 +178,19 @@ def restart_keys(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
     return [f"{name}.{r}" for name in cfg.recipes for r in overfit]
 
 
-def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
-    name, run_id = key.split(".", 1)
-    run, cfg = ctx.exp.run(run_id), ctx.cfg
-    objs = objectives(ctx, run.final_buffers)
-    r = restart(
-        objs["train"], objs["test"], run.final, run.init, recipe(name), generator=ctx.generator
-    )
+def restart_values(
+    objs: dict[str, Objective],
+    start: torch.Tensor,
+    init: torch.Tensor,
+    name: str,
+    alphas: torch.Tensor,
+    *,
+    generator: torch.Generator,
+) -> tuple[dict, dict]:
+    """What a restart result stores: `restart` from start (P,) with recipe `name` on
+    objs["train"], logged on objs["test"] too, then the line from start to the end point.
+    Shared by `landscape analyze` and `Probe.restart`."""
+    r = restart(objs["train"], objs["test"], start, init, recipe(name), generator=generator)
     values: dict = {
         "step": r.steps,
         "train_loss": r.train_loss,
@@ -195,18 +201,28 @@ def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
         "dist_moved": r.dist_moved,
         "dist_init": r.dist_init,
         "end_params": r.end,
+        "alpha": alphas,
     }
-    alphas = default_alphas(cfg.alpha_points, cfg.alpha_min, cfg.alpha_max)
-    values["alpha"] = alphas
     attrs = {
-        "run": run_id,
         "recipe": name,
         "recipe_settings": str(recipe(name)),
         "diverged_step": r.diverged_step,
     }
-    line(objs, run.final, r.end, alphas, "interp_", values, attrs)
+    line(objs, start, r.end, alphas, "interp_", values, attrs)
     attrs["headline"] = f"test acc {r.test_acc[0]:.3f} -> {r.test_acc[-1]:.3f}"
     return values, attrs
+
+
+def _compute(ctx: Context, key: str) -> tuple[dict, dict]:
+    name, run_id = key.split(".", 1)
+    run, cfg = ctx.exp.run(run_id), ctx.cfg
+    objs = objectives(ctx, run.final_buffers)
+    alphas = default_alphas(cfg.alpha_points, cfg.alpha_min, cfg.alpha_max)
+    init = run.init if run.has_init else run.final  # an import may lack init: dropped below
+    values, attrs = restart_values(objs, run.final, init, name, alphas, generator=ctx.generator)
+    if not run.has_init:
+        del values["dist_init"]
+    return values, {"run": run_id} | attrs
 
 
 _DIMS = ("step",)

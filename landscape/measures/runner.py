@@ -55,7 +55,9 @@ class AnalyzeOptions:
 @dataclass
 class AnalyzeSummary:
     computed: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # up to date
+    # "measure/key" -> why it cannot be computed on this store (e.g. an import without init)
+    not_applicable: dict[str, str] = field(default_factory=dict)
 
 
 def measure_names() -> list[str]:
@@ -133,16 +135,18 @@ def analyze(
         "measures": json.dumps({m.name: m.describe() for m in SPECS}),
         "landscape_version": __version__,
     }
+    reasons = skip_reasons(exp, cfg)  # every measure's, so the report can say why one is absent
+    attrs["skipped"] = json.dumps(reasons)
     summary = AnalyzeSummary()
-    if not _plan(exp, cfg, out, summary, lambda e: None):
+    if not _plan(exp, cfg, out, summary, reasons, lambda e: None):
         final = attrs | {"summary": json.dumps(summarize(out))}
         if astore.index_current(out, attrs=final):  # nothing to write: no lock needed
-            on_event(_plan_event(summary, []))
+            _say_plan(summary, [], on_event)
             return summary
     note = functools.partial(_note, on_event)
     with store_lock(out, command="landscape analyze", wait=options.wait, on_note=note):
         summary = AnalyzeSummary()  # planned again: another analyze may have computed some
-        todo = _plan(exp, cfg, out, summary, on_event)
+        todo = _plan(exp, cfg, out, summary, reasons, on_event)
         tasks = [ResultTask(Path(train_path), attrs["train_store_sha256"], out, cfg, options,
                             m, k, budget) for m, k in todo]  # fmt: skip
         _compute_locked(exp, out, attrs, tasks, summary, on_event, executor)
@@ -153,9 +157,11 @@ def _note(on_event: Callable[[Event], None], text: str) -> None:
     on_event(Event("note", text))
 
 
-def _plan_event(summary: AnalyzeSummary, todo: list) -> Event:
+def _say_plan(summary: AnalyzeSummary, todo: list, on_event: Callable[[Event], None]) -> None:
+    for name_key, reason in summary.not_applicable.items():
+        on_event(Event("note", f"skipped {name_key}: {reason}"))
     text = f"{len(todo)} results to compute, {len(summary.skipped)} up to date"
-    return Event("plan", text, total=len(todo))
+    on_event(Event("plan", text, total=len(todo)))
 
 
 def _compute_locked(
@@ -170,7 +176,7 @@ def _compute_locked(
     """The writing part of `analyze`, under the analysis store's lock: the index, each result
     (here or on the executor's workers), then the index with the summary."""
     astore.write_index(out, attrs=attrs)
-    on_event(_plan_event(summary, tasks))
+    _say_plan(summary, tasks, on_event)
     for task in tasks:  # before any worker starts: a stale partial result is said, then dropped
         if note := parts_of(task).reconcile():
             on_event(Event("note", note))
@@ -234,18 +240,34 @@ def compute_result_task(task: ResultTask) -> str:
     return _compute_and_write(exp, task)
 
 
+def skip_reasons(exp: Experiment, cfg: AnalysisConfig) -> dict[str, dict[str, str]]:
+    """{measure: {key: reason}} for every key of every measure that this store cannot give
+    (its spec's `skip_reason`); {} for a store `landscape train` wrote."""
+    out: dict[str, dict[str, str]] = {}
+    for m in SPECS:
+        for key in m.keys(exp, cfg):
+            if reason := m.skip_reason(exp, key):
+                out.setdefault(m.name, {})[key] = reason
+    return out
+
+
 def _plan(
     exp: Experiment,
     cfg: AnalysisConfig,
     out: Path,
     summary: AnalyzeSummary,
+    reasons: dict[str, dict[str, str]],
     on_event: Callable[[Event], None],
 ) -> list[tuple[str, str]]:
-    """(measure, key) of every result to compute; a damaged stored result is said, and redone."""
+    """(measure, key) of every result to compute; a damaged stored result is said, and redone;
+    a key this store cannot give (`reasons`) is recorded as not applicable."""
     todo = []
     for name in cfg.measures or names():
         params = cfg.parameters(name)
         for key in spec(name).keys(exp, cfg):
+            if key in reasons.get(name, {}):
+                summary.not_applicable[f"{name}/{key}"] = reasons[name][key]
+                continue
             current, problem = _up_to_date(out, name, key, params)
             if problem:
                 on_event(Event("note", f"{name} {key}: damaged, computing it afresh ({problem})"))

@@ -21,6 +21,7 @@ from landscape.core.layout import Layout
 from landscape.core.losses import loss_name
 from landscape.data import Dataset, load_dataset
 from landscape.errors import StoreError
+from landscape.importer.sources import ImportRecord, stored_record
 from landscape.models import build_model
 from landscape.store.train_read import check_runs, read_index, read_run
 from landscape.store.train_store import file_checksum  # noqa: F401  (re-exported: analyze, tests)
@@ -47,6 +48,11 @@ class StoredRun:
     @property
     def complete(self) -> bool:
         return self.status == "complete"
+
+    @property
+    def has_init(self) -> bool:
+        """False for a point imported without --init: `init` is then empty, (0,)."""
+        return self.init.numel() > 0
 
 
 class Experiment:
@@ -76,10 +82,16 @@ class Experiment:
             )
         self._data_dir, self._offline = data_dir, offline
         self._runs: dict[str, StoredRun] = {}
+        # imported points (`landscape import`): the user's model and data, rebuilt from here
+        self.imported: ImportRecord | None = stored_record(self.index)
 
     @cached_property
     def dataset(self) -> Dataset:
-        ds = load_dataset(self.cfg.data, data_dir=self._data_dir, offline=self._offline)
+        data_dir, offline = self._data_dir, self._offline
+        if self.imported is not None:
+            ds = self.imported.dataset(self.cfg.data, data_dir=data_dir, offline=offline)
+        else:
+            ds = load_dataset(self.cfg.data, data_dir=data_dir, offline=offline)
         stored = self.index.get("dataset_fingerprint")
         if stored != ds.fingerprint:
             raise StoreError(
@@ -92,6 +104,8 @@ class Experiment:
     def template(self) -> nn.Module:
         """A fresh module of the stored architecture (its own parameters are never used)."""
         ds = self.dataset
+        if self.imported is not None:
+            return self.imported.template(self.cfg, ds)
         return build_model(self.cfg.model, input_shape=ds.input_shape, n_outputs=ds.n_outputs)
 
     @cached_property
@@ -101,8 +115,13 @@ class Experiment:
         if built != stored:
             raise StoreError(
                 f"store {self.path}: the stored parameter layout ({stored.size} parameters) "
-                f"does not match the architecture rebuilt from its config ({built.size}); the "
-                "store was written by an incompatible landscape version"
+                f"does not match the architecture rebuilt from its config ({built.size}); "
+                + (
+                    f"the model {self.imported.model_name(self.cfg)} changed since it was "
+                    "imported: restore its code or import again"
+                    if self.imported is not None
+                    else "the store was written by an incompatible landscape version"
+                )
             )
         return built
 

@@ -65,6 +65,12 @@ class Setting:
         allowed = typed is not None and (not self.choices or _in_choices(typed, self.choices))
         if allowed and self.check(typed) and _within(typed, self.maximum):
             return typed
+        if allowed and self.check(typed):
+            raise ConfigError(
+                f"analysis setting {self.name!r}: expected at most {self.maximum:,g} (larger "
+                f"values exhaust time or memory), found {value!r}; use e.g. --set "
+                f"analyze.{self.name}={_example(self)}"
+            )
         raise ConfigError(
             f"analysis setting {self.name!r}: expected {self.expectation}, found {value!r}; use "
             f"e.g. --set analyze.{self.name}={_example(self)}"
@@ -207,7 +213,8 @@ class Stored:
 class MeasureSpec:
     """Everything about one measure that is not its arithmetic.
 
-    `keys(exp, cfg)` lists its result keys; `compute(ctx, key)` returns the arrays by name (each
+    `keys(exp, cfg)` lists its result keys; `skip_reason(exp, key)` says why a key cannot be
+    computed on this store ('' when it can); `compute(ctx, key)` returns the arrays by name (each
     declared in `arrays`) and attributes; `group` names how the summary groups its per-key
     scalars: "mode" (the run's mode), "pairs", "recipe" (overfit+<recipe>) or "path"
     (init-final.<run> by mode, normal-overfit.<k> as pairs).
@@ -225,17 +232,23 @@ class MeasureSpec:
     figures: tuple[str, ...] = ()
     group: str = "mode"
     evaluates: bool = True  # evaluates the network: its result depends on the BatchNorm mode
-    skip_reason: Callable[[Experiment], str] = field(default=lambda exp: "")
+    # why one key cannot be computed on this store ("" when it can), e.g. an imported run
+    # without an initial point; the runner records the reason and the report shows it
+    skip_reason: Callable[[Experiment, str], str] = field(default=lambda exp, key: "")
 
     def result(self, ctx: Context, values: dict[str, Any], attrs: dict[str, Any]) -> Result:
         """The stored form: every array named in `values` with its declared meaning."""
+        return self.stored(values, attrs, loss_units=ctx.loss_units)
+
+    def stored(self, values: dict[str, Any], attrs: dict[str, Any], *, loss_units: str) -> Result:
+        """`result` for a caller without a `Context` (e.g. `Probe`): the loss's units given."""
         declared = {a.name: a for a in self.arrays}
         if undeclared := sorted(set(values) - set(declared)):
             raise ValueError(f"measure {self.name}: arrays {undeclared} are not in its spec")
         arrays = {}
         for name, v in values.items():
             a = declared[name]
-            units = ctx.loss_units if a.units == LOSS_UNITS else a.units
+            units = loss_units if a.units == LOSS_UNITS else a.units
             arrays[name] = Array(_numpy(v), a.long_name, units, a.dims)
         return Result(arrays, attrs)
 

@@ -3,9 +3,7 @@ the path projected on it (Li et al. 2018, section 7)."""
 
 from __future__ import annotations
 
-import torch
-
-from landscape.measures.common import selected_runs
+from landscape.measures.common import needs_path, selected_runs, trajectory
 from landscape.measures.directions import pca_directions
 from landscape.measures.spec import GRID, L2, RUNS, Context, MeasureSpec, Stored
 from landscape.measures.surface2d import plane, plane_arrays
@@ -13,7 +11,7 @@ from landscape.measures.surface2d import plane, plane_arrays
 
 def _compute(ctx: Context, run_id: str) -> tuple[dict, dict]:
     run = ctx.exp.run(run_id)
-    path = torch.cat([run.init.unsqueeze(0), run.checkpoints])
+    _, path, _ = trajectory(ctx, run_id)
     pca = pca_directions(path, run.final, 2)
     extent = float(pca.coordinates.abs().max()) * 1.2  # the whole path fits on the plane
     values, attrs = plane(ctx, run_id, pca.directions[0], pca.directions[1], extent)
@@ -31,6 +29,7 @@ SPEC = MeasureSpec(
     "with the projected trajectory (Li et al. section 7)",
     needs="run (its checkpoints and final point; k = 0 of each mode unless runs = all)",
     keys=selected_runs,
+    skip_reason=needs_path(3),  # two principal directions after centring
     compute=_compute,
     settings=(GRID,),
     key_settings=(RUNS,),

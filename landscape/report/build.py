@@ -10,7 +10,8 @@ from landscape.report.claims import check_claim, evaluate_claims
 from landscape.report.data import load
 from landscape.report.draw import FIGURES, draw_all
 from landscape.report.page import render
-from landscape.report.summary_json import build_summary, config_toml, dumps
+from landscape.report.reproduce import config_toml
+from landscape.report.summary_json import build_summary, dumps
 from landscape.store.atomic import ensure_folder, remove_output, write_text
 
 

@@ -58,7 +58,22 @@ class ReportData:
 
     @property
     def dataset(self) -> str:
+        if self.imported is not None:  # the user's file or function: the index names it
+            return str(self.train_index.get("dataset", ""))
         return str(self.config.get("data", {}).get("name", self.train_index.get("dataset", "")))
+
+    @property
+    def imported(self) -> dict[str, Any] | None:
+        """How an imported store's model and data are rebuilt (`landscape import`); None for a
+        store `landscape train` wrote."""
+        raw = self.train_index.get("imported")
+        return json.loads(raw) if raw else None
+
+    @property
+    def skipped(self) -> dict[str, dict[str, str]]:
+        """{measure: {key: reason}} the analysis could not compute on this store."""
+        raw = self.analysis_attrs.get("skipped")
+        return json.loads(raw) if raw else {}
 
     @property
     def measures(self) -> dict[str, dict[str, Any]]:
@@ -83,14 +98,17 @@ def load(path: Path, *, train_path: Path | None = None) -> ReportData:
     if kind == store.KIND_TRAIN:
         return _load_train_only(path)
     attrs = _analysis_attrs(path)
-    train = Path(train_path) if train_path is not None else _recorded_train_store(path, attrs)
-    data = _load_train_only(train)
+    if train_path is None and attrs.get("source") == astore.PROBE_SOURCE:
+        data = _without_train_store()  # a user's own model measured by landscape.Probe
+    else:
+        train = Path(train_path) if train_path is not None else _recorded_train_store(path, attrs)
+        data = _load_train_only(train)
+        data.warnings += _checksum_warnings(train, attrs)
     data.analysis_path = path
     data.analysis_attrs = attrs
     data.results, damaged = _read_results(path, attrs)
     data.warnings += damaged
     data.quantities = summarize(path)
-    data.warnings += _checksum_warnings(train, attrs)
     return data
 
 
@@ -158,6 +176,11 @@ def _checksum_warnings(train: Path, attrs: dict[str, Any]) -> list[str]:
         f"the train store {train} changed since the analysis was computed (sha256 differs): "
         "re-run `landscape analyze` to bring the analysis up to date"
     ]
+
+
+def _without_train_store() -> ReportData:
+    """No runs and no training history: the results alone (of a model trained elsewhere)."""
+    return ReportData(None, None, {}, {}, runs=[], run_data={}, results={}, quantities={})
 
 
 def _load_train_only(train: Path) -> ReportData:

@@ -13,6 +13,12 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from landscape.report.data import ReportData
+from landscape.report.draw_curvature import (
+    CURVATURE_MEASURES,
+    layer_curvature_figure,
+    spectral_density_figure,
+    trace_estimators_figure,
+)
 from landscape.report.draw_curves import (
     accuracy_figure,
     distance_per_seed_figure,
@@ -100,7 +106,7 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "sharpness",
         "Curvature and sharpness",
-        ("hessian", "trace", "epsilon_sharpness", "perturbation", "curvature_trajectory"),
+        (*CURVATURE_MEASURES, "epsilon_sharpness", "perturbation", "curvature_trajectory"),
         "How sharply the clean training loss rises around each final point.",
     ),
     Section(
@@ -189,6 +195,14 @@ FIGURES: tuple[FigureSpec, ...] = (
         interpolation_figure("normal-overfit", ("normal", "overfit")),
     ),
     FigureSpec(
+        "interpolation_line.png",
+        "interpolation",
+        ("interpolation",),
+        "From a model (α = 0) to a second point (α = 1), measured with landscape.Probe: a bump in "
+        "the train loss above the straight chord between the ends is a barrier.",
+        interpolation_figure("line", ("model", "other")),
+    ),
+    FigureSpec(
         "slices_1d.png",
         "interpolation",
         ("surface1d",),
@@ -233,6 +247,35 @@ FIGURES: tuple[FigureSpec, ...] = (
         "Curvature of the clean training loss at each final point: larger top eigenvalues and "
         "trace mean a sharper minimum.",
         hessian_figure,
+    ),
+    FigureSpec(
+        "trace_estimators.png",
+        "sharpness",
+        ("trace", "trace_hutchpp"),
+        "The Hessian trace of each run by Hutchinson's estimator and by Hutch++ at the same "
+        "number of Hessian-vector products, with standard errors (left), and each standard "
+        "error relative to its estimate (right): the lower estimator is the more precise one "
+        "for the same cost (bench/TRACE.md checks these errors against the exact trace).",
+        trace_estimators_figure,
+        any_need=True,
+    ),
+    FigureSpec(
+        "spectral_density.png",
+        "sharpness",
+        ("spectral_density",),
+        "The Hessian's eigenvalue density at each final point (stochastic Lanczos quadrature, "
+        "Gaussian-smoothed; log density axis): look for the overfit runs' spectrum reaching "
+        "farther right (larger outlying eigenvalues) and how much weight lies below zero.",
+        spectral_density_figure,
+    ),
+    FigureSpec(
+        "layer_curvature.png",
+        "sharpness",
+        ("layer_curvature",),
+        "Curvature of each parameter block's own Hessian (a layer's weight and bias together): "
+        "bars at the mean over seeds, dots per seed. Which layers carry the sharpness, and do "
+        "the overfit runs sharpen every layer or a few?",
+        layer_curvature_figure,
     ),
     FigureSpec(
         "sharpness.png",

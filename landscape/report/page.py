@@ -123,9 +123,16 @@ def measures_table(summary: Mapping[str, Any], dataset: str) -> str:
             f"<tr><td>{esc(name)}</td><td class='status na'>not computed</td>"
             f"<td><code>{esc(command)}</code></td></tr>"
         )
+    for name, keys in summary.get("skipped", {}).items():  # the store lacks what they need
+        rows += [
+            f"<tr><td>{esc(name)} {esc(key)}</td><td class='status na'>skipped</td>"
+            f"<td>{esc(reason)}</td></tr>"
+            for key, reason in keys.items()
+        ]
     table = ""
     if rows:
-        head = "<tr><th>measure</th><th>status</th><th>command that computes it</th></tr>"
+        why = ", or why not" if summary.get("skipped") else ""
+        head = f"<tr><th>measure</th><th>status</th><th>command that computes it{why}</th></tr>"
         table = f"<table>{head}{''.join(rows)}</table>"
     listed = ", ".join(esc(m) for m in done) or "none"
     return f"<p><b>Computed:</b> {listed}.</p>{table}"
@@ -146,6 +153,10 @@ def missing_html(names: Sequence[str], summary: Mapping[str, Any]) -> str:
     for name in names:
         if summary["measures"].get(name) == "computed":
             continue
+        if summary["measures"].get(name) == "skipped":
+            reasons = "; ".join(f"{k}: {r}" for k, r in summary["skipped"][name].items())
+            out.append(f"<div class=missing><b>{esc(name)}</b>: skipped: {esc(reasons)}</div>")
+            continue
         command = summary["not_computed"].get(name)
         how = f": <code>{esc(command)}</code>" if command else "."
         out.append(f"<div class=missing><b>{esc(name)}</b>: not computed{how}</div>")
@@ -159,7 +170,10 @@ def section_html(
     figures = [figure_html(f, png) for f, png in drawn if f.section == section_id]
     missing = missing_html(section.measures, summary)
     if section_id == "training" and not figures:
-        missing += "<div class=missing>No completed run with a training history.</div>"
+        why = "No completed run with a training history."
+        if summary["experiment"].get("imported"):
+            why = "Imported points (landscape import) have no training history."
+        missing += f"<div class=missing>{why}</div>"
     if section_id == "prediction" and not figures and not _has_prediction(summary):
         return ""  # only ring and line experiments have this section
     return (
@@ -238,7 +252,7 @@ def settings_table(sections: Mapping[str, Any]) -> str:
 
 def reproduce_html(summary: Mapping[str, Any]) -> str:
     commands = summary["commands"]
-    order = ["run", "train", "analyze", "report"]
+    order = ["run", "train", "import", "analyze", "report"]
     keys = [k for k in order if k in commands] + sorted(k for k in commands if k not in order)
     lines = "\n".join(f"# {k}\n{commands[k]}" for k in keys)
     note = "Run from the folder the report was made in (relative paths are relative to it)."

@@ -110,12 +110,15 @@ def _ordered(groups: dict[str, Any]) -> list[str]:
 
 
 def interpolation_lines(data: ReportData, name: str, kind: str) -> dict[str, Curve]:
-    """init-final lines by mode, or the normal -> overfit lines of every seed pair."""
+    """init-final lines by mode, the normal -> overfit lines of every seed pair, or the
+    `landscape.Probe` lines ("line.<label>") by label."""
 
     def group(key: str, res: dict[str, Any]) -> str | None:
         prefix, rest = key.split(".", 1)
         if prefix != kind:
             return None
+        if kind == "line":
+            return rest
         return run_mode(data, rest) if kind == "init-final" else "normal → overfit"
 
     return result_curves(data, "interpolation", name, x="alpha", group=group)

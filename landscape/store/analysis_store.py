@@ -42,6 +42,9 @@ from landscape.store.analysis_read import (  # noqa: F401
 from landscape.store.atomic import atomic_path, write_bytes
 from landscape.store.train_store import _attr, index_holds
 
+# The index attribute `source` of a store of `landscape.Probe` results: no train store behind it
+PROBE_SOURCE = "landscape.Probe"
+
 
 @dataclass(frozen=True)
 class Array:

@@ -144,7 +144,7 @@ def read_run(index_path: Path, run_id: str) -> dict[str, Any]:
             "params": r.array("checkpoints/params", "f", (n, p), finite=True),
             "buffers": r.array("checkpoints/buffers", "f", (n, pb)),
         }
-        out["init"]["buffers"] = r.array("init/buffers", "f", (pb,))
+        out["init"]["buffers"] = r.array("init/buffers", "f", (len(out["init"]["params"]) and pb,))
         out["final"]["buffers"] = r.array("final/buffers", "f", (pb,))
         if r.has("corrupt_targets"):
             out["corrupt_targets"] = r.array("corrupt_targets", "fiu", (None,))
@@ -158,12 +158,15 @@ def _inspect(r: H5, run_id: str, identity: dict[str, Any] | None) -> dict[str, A
     attrs = _run_attrs(r, run_id, identity)
     layout, p = _layout(r, "layout")
     buffer_layout, pb = _layout(r, "buffer_layout")
-    init = r.array("init/params", "f", (p,), finite=True)
+    # a point imported without its initial point stores an empty one (landscape import)
+    imported = bool(r.attr("imported_points", str, default=""))
+    no_init = imported and r.shape("init/params", "f", 1) == (0,)
+    init = r.array("init/params", "f", (0 if no_init else p,), finite=True)
     final = r.array("final/params", "f", (p,), finite=True)
     steps = r.array("checkpoints/step", "iu", (None,))
     n = len(steps)
     for name, kind, shape in (
-        ("init/buffers", "f", (pb,)),
+        ("init/buffers", "f", (0 if no_init else pb,)),
         ("final/buffers", "f", (pb,)),
         ("checkpoints/epoch", "fiu", (n,)),
         ("checkpoints/params", "f", (n, p)),
@@ -181,7 +184,7 @@ def _inspect(r: H5, run_id: str, identity: dict[str, Any] | None) -> dict[str, A
             "epoch": r.attr("epoch", float, "final"),
         },
         "checkpoints": {"step": steps},
-        "history": _history(r),
+        "history": _history(r, imported),
         "sizes": (p, pb, n),
     }
 
@@ -241,8 +244,10 @@ def _check_shape(r: H5, name: str, kind: str, shape: tuple[int, ...]) -> None:
         raise r.error(name, f"shape {shape}", f"shape {found}")
 
 
-def _history(r: H5) -> dict[str, np.ndarray]:
+def _history(r: H5, imported: bool) -> dict[str, np.ndarray]:
     steps = r.array("history/step", "iu", (None,))
+    if imported and len(steps) == 0:
+        return {"step": steps}  # trained elsewhere: no history
     if len(steps) == 0 or (np.diff(steps) <= 0).any():
         raise r.error("/history/step", "at least one step, increasing", f"{steps[:8]}")
     out = {"step": steps}
@@ -254,7 +259,7 @@ def _history(r: H5) -> dict[str, np.ndarray]:
     return out
 
 
-def _finite_or_none(value: float) -> float | None:
+def _finite_or_none(value: float | None) -> float | None:
     return None if value is None or not np.isfinite(value) else float(value)
 
 
@@ -264,7 +269,8 @@ def _row(run_id: str, facts: dict[str, Any]) -> dict[str, Any]:
     step = facts["final_attrs"]["step"]
     # the history row of the final point (for a diverged run: its last finite point)
     at = min(int(np.searchsorted(h["step"], step)), len(h["step"]) - 1)
-    last = {k: float(v[at]) for k, v in h.items() if k != "step"}
+    # an imported run has no history: its final numbers are unknown (None)
+    last = {k: float(v[at]) for k, v in h.items() if k != "step"} if len(h["step"]) else {}
     return {
         "id": run_id,
         "mode": a["mode"],
@@ -274,13 +280,15 @@ def _row(run_id: str, facts: dict[str, Any]) -> dict[str, Any]:
         "problem": None,
         "steps": step,
         "diverged_step": a["diverged_step"] if a["status"] == "diverged" else None,
-        "epochs": facts["final_attrs"]["epoch"],
+        "epochs": _finite_or_none(facts["final_attrs"]["epoch"]),
         "final": {
-            "train_acc": _finite_or_none(last["train_acc"]),
-            "train_loss": _finite_or_none(last["train_loss"]),
-            "test_acc": _finite_or_none(last["test_acc"]),
-            "test_loss": _finite_or_none(last["test_loss"]),
-            "corrupt_acc": _finite_or_none(last["corrupt_acc"]) if a["mode"] == "overfit" else None,
+            "train_acc": _finite_or_none(last.get("train_acc")),
+            "train_loss": _finite_or_none(last.get("train_loss")),
+            "test_acc": _finite_or_none(last.get("test_acc")),
+            "test_loss": _finite_or_none(last.get("test_loss")),
+            "corrupt_acc": (
+                _finite_or_none(last.get("corrupt_acc")) if a["mode"] == "overfit" else None
+            ),
         },
     }
 

@@ -28,6 +28,7 @@ from landscape.store import train_store as store
 from landscape.store.atomic import check_file_target
 from landscape.store.lock import store_lock
 from landscape.store.train_read import check_runs, read_index, run_summary
+from landscape.train.memory import check_training_memory
 from landscape.train.trainer import (
     MODES,
     RuntimeOptions,
@@ -60,6 +61,11 @@ def _merge_plan(path: Path, cfg: ExperimentConfig, index: dict | None) -> list[s
     plan = planned_runs(cfg)
     if index is None:
         return plan
+    if index.get("imported"):
+        raise StoreError(
+            f"store {path} holds points imported with `landscape import`, not runs this config "
+            "trains; write to a new -o path"
+        )
     stored = config_from_json(index["config"])
     diffs = _differences(stored.identity(), cfg.identity())
     if diffs:
@@ -105,6 +111,8 @@ def train_experiment(
     plan = _merge_plan(path, cfg, index)
     ds = load_dataset(cfg.data, data_dir=options.data_dir, offline=options.offline)
     _check_fingerprint(path, ds, index)
+    together = 1 if not options.batched else (options.group_size or cfg.train.runs)
+    check_training_memory(cfg, ds, together, device)  # before the store is touched
     kept = {k: index[k] for k in ("preset", "claims") if index and k in index}  # on resume
     attrs = _index_attrs(ds) | kept | (extra_attrs or {})
     summary, todo = _todo(path, cfg, options)
