@@ -16,6 +16,7 @@ from cli.common import (
     data_options,
     executor_options,
     handle_errors,
+    writer_options,
 )
 from landscape import config as cfgmod
 from landscape.errors import ConfigError
@@ -164,6 +165,7 @@ def _dry_run(cfg: Any, out: Path) -> None:
 )
 @data_options
 @executor_options
+@writer_options
 @handle_errors
 def analyze(
     train_store: Path,
@@ -178,6 +180,7 @@ def analyze(
     data_dir: Path | None,
     offline: bool,
     executor: ExecutorChoice,
+    wait: bool,
 ) -> None:
     """Measure the stored points: distances, gradients, slices, surfaces, curvature.
 
@@ -205,6 +208,7 @@ def analyze(
         data_dir=data_dir,
         offline=offline,
         memory_budget=max_memory * 2**20 if max_memory else None,
+        wait=wait,
     )
     progress = Progress(sys.stderr.isatty())
     with executor.open() as ex:

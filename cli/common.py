@@ -132,6 +132,16 @@ def executor_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def writer_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--wait, for the commands that write a store (one writer at a time holds its lock)."""
+    return click.option(
+        "--wait",
+        is_flag=True,
+        help="When another landscape process is writing the same store, wait for it to finish "
+        "(default: stop with a message naming it).",
+    )(fn)
+
+
 def echo_trained(summary: Any, output: Path) -> None:
     if not summary.trained:
         click.echo(f"nothing to do: all {len(summary.skipped)} runs in {output} are complete")
@@ -191,4 +201,3 @@ def run_line(run: dict) -> str:
         f"train_acc {fmt(final.get('train_acc'))}  test_acc {fmt(final.get('test_acc'))}  "
         f"corrupt_acc {fmt(final.get('corrupt_acc'))}"
     )
-

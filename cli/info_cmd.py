@@ -16,8 +16,9 @@ from cli.common import fmt, handle_errors
 @handle_errors
 def info(store_path: Path, as_json: bool) -> None:
     """Show what a store holds: runs (train store) or results (analysis store)."""
-    from landscape.store.analysis_store import KIND_ANALYSIS, analysis_info
-    from landscape.store.train_store import store_info, store_kind
+    from landscape.store.analysis_read import analysis_info
+    from landscape.store.analysis_store import KIND_ANALYSIS
+    from landscape.store.train_read import store_info, store_kind
 
     if store_kind(store_path) == KIND_ANALYSIS:
         data = analysis_info(store_path)
@@ -28,8 +29,11 @@ def info(store_path: Path, as_json: bool) -> None:
         counts = ", ".join(f"{m} ({s['results']})" for m, s in data["measures"].items())
         click.echo(f"measures: {counts}")
         for r in data["results"]:
+            if r["status"] == "damaged":
+                click.echo(f"{r['measure']:<14} {r['key']:<22} damaged: {r['problem']}")
+                continue
             shapes = ", ".join(f"{n}{tuple(s)}" for n, s in r["arrays"].items())
-            click.echo(f"{r['measure']:<14} {r['key']:<22} {r['seconds']:7.2f} s  {shapes}")
+            click.echo(f"{r['measure']:<14} {r['key']:<22} {fmt(r['seconds'], '7.2f')} s  {shapes}")
         return
     data = store_info(store_path)
     if as_json:
@@ -49,4 +53,11 @@ def info(store_path: Path, as_json: bool) -> None:
             f"{fmt(f.get('test_acc')):>8} {fmt(f.get('test_loss'), '.4g'):>9} "
             f"{fmt(f.get('corrupt_acc')):>11}"
         )
-
+    for r in data["runs"]:
+        if r["status"] == "damaged":
+            click.echo(f"{r['id']}: damaged: {r['problem']}")
+    if any(r["status"] == "damaged" for r in data["runs"]):
+        click.echo(
+            "damaged run files are left out of `landscape analyze` and the report; "
+            "`landscape train ... --replace-damaged` trains them afresh"
+        )

@@ -16,6 +16,7 @@ from cli.common import (
     data_options,
     executor_options,
     handle_errors,
+    writer_options,
 )
 from cli.train_cmd import overrides
 
@@ -23,8 +24,8 @@ from cli.train_cmd import overrides
 def _claims_of(path: Path) -> list[dict[str, Any]]:
     """The claims recorded in the train store behind `path` (an analysis or a train store)."""
     from landscape.pipeline.plan import stored_claims
-    from landscape.store import analysis_store
-    from landscape.store import train_store as store
+    from landscape.store import analysis_read as analysis_store
+    from landscape.store import train_read as store
 
     train = path
     if store.store_kind(path) != store.KIND_TRAIN:
@@ -105,6 +106,12 @@ def report(analysis_store: Path, output: Path | None, train_store: Path | None) 
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @data_options
 @executor_options
+@writer_options
+@click.option(
+    "--replace-damaged",
+    is_flag=True,
+    help="Train runs whose file is damaged afresh, replacing the file (default: refuse).",
+)
 @handle_errors
 def run(
     preset: str,
@@ -116,6 +123,8 @@ def run(
     data_dir: Path | None,
     offline: bool,
     executor: ExecutorChoice,
+    wait: bool,
+    replace_damaged: bool,
 ) -> None:
     """Train, analyze and report a preset in one go (each step resumes where it stopped).
 
@@ -138,7 +147,8 @@ def run(
     plan = resolve_plan(preset=preset, overrides=overrides(flags, assignments))
     store = store or Path("runs") / f"{preset}.h5"
     out = output or Path("reports") / preset
-    options = RuntimeOptions(device=device, data_dir=data_dir, offline=offline)
+    options = RuntimeOptions(device=device, data_dir=data_dir, offline=offline, wait=wait,
+                             replace_damaged=replace_damaged)  # fmt: skip
     progress = Progress(sys.stderr.isatty())
     with executor.open() as ex:
         outcome = run_plan(plan, store, out, options=options, executor=ex, on_event=progress,

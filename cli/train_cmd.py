@@ -18,6 +18,7 @@ from cli.common import (
     echo_trained,
     executor_options,
     handle_errors,
+    writer_options,
 )
 from landscape import config as cfgmod
 from landscape.config_checks import CHOICES
@@ -165,6 +166,12 @@ def train_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 )
 @data_options
 @executor_options
+@writer_options
+@click.option(
+    "--replace-damaged",
+    is_flag=True,
+    help="Train runs whose file is damaged afresh, replacing the file (default: refuse).",
+)
 @click.option("--dry-run", is_flag=True, help="Print the resolved config and planned runs only.")
 @handle_errors
 def train(
@@ -179,6 +186,8 @@ def train(
     offline: bool,
     dry_run: bool,
     executor: ExecutorChoice,
+    wait: bool,
+    replace_damaged: bool,
     **flags: Any,
 ) -> None:
     """Train normal and/or extreme-overfit runs into an HDF5 store.
@@ -212,7 +221,13 @@ def train(
         click.echo("runs: " + " ".join(planned_runs(cfg)))
         return
     options = RuntimeOptions(
-        device=device, batched=batched, group_size=group_size, data_dir=data_dir, offline=offline
+        device=device,
+        batched=batched,
+        group_size=group_size,
+        data_dir=data_dir,
+        offline=offline,
+        wait=wait,
+        replace_damaged=replace_damaged,
     )
     progress = Progress(sys.stderr.isatty())
     with executor.open() as ex:
@@ -228,4 +243,3 @@ def train(
     echo_trained(summary, output)
     if summary.diverged:
         sys.exit(EXIT_FAILURE)
-

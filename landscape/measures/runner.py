@@ -18,8 +18,8 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import h5py
 import numpy as np
 import torch
 
@@ -28,13 +28,16 @@ from landscape.core.devices import cuda_free_bytes, resolve_device
 from landscape.core.events import Event
 from landscape.core.executor import Executor
 from landscape.core.losses import loss_name, loss_units
+from landscape.errors import StoreError
 from landscape.measures.common import runs_of_key
 from landscape.measures.registry import SPECS, names, spec
 from landscape.measures.runs import Experiment, file_checksum
 from landscape.measures.settings import BN_CHOICES, AnalysisConfig
 from landscape.measures.spec import Context
+from landscape.store import analysis_read as aread
 from landscape.store import analysis_store as astore
 from landscape.store.analysis_store import Result
+from landscape.store.lock import store_lock
 from landscape.store.summary import summarize
 
 __all__ = ["BN_CHOICES", "AnalysisConfig", "AnalyzeOptions", "analyze", "measure_names"]
@@ -46,6 +49,7 @@ class AnalyzeOptions:
     data_dir: Path | None = None
     offline: bool = False
     memory_budget: int | None = None  # bytes of activations per chunk; None: see default_budget
+    wait: bool = False  # another process writes the analysis store: wait instead of failing
 
 
 @dataclass
@@ -87,15 +91,15 @@ def resolve_bn(cfg: AnalysisConfig, exp: Experiment) -> AnalysisConfig:
     return dataclasses.replace(cfg, bn=bn)
 
 
-def _up_to_date(out: Path, measure: str, key: str, params: dict) -> bool:
-    path = astore.result_file(out, measure, key)
-    if not path.exists():
-        return False
+def _up_to_date(out: Path, measure: str, key: str, params: dict) -> tuple[bool, str | None]:
+    """(whether the stored result has these parameters, the problem of a damaged one)."""
+    if not os.path.lexists(astore.result_file(out, measure, key)):
+        return False, None
     try:
-        with h5py.File(path, "r") as f:
-            return json.loads(f.attrs["parameters"]) == params
-    except (OSError, KeyError):
-        return False
+        attrs = aread.result_attrs(out, measure, key, spec=spec(measure).describe())
+    except StoreError as e:
+        return False, str(e)
+    return json.loads(attrs["parameters"]) == params, None
 
 
 def analyze(
@@ -119,8 +123,11 @@ def analyze(
     exp = Experiment(
         Path(train_path), data_dir=options.data_dir, offline=options.offline, device=device
     )
+    for run_id, problem in exp.damaged.items():
+        on_event(Event("note", f"run {run_id} is damaged and left out of this analysis: {problem}"))
     cfg = resolve_bn(cfg, exp)
     out = Path(out).resolve()
+    aread.check_output(out, Path(train_path))
     attrs = {
         "train_store": str(Path(train_path).resolve()),
         "train_store_sha256": file_checksum(Path(train_path)),
@@ -130,20 +137,46 @@ def analyze(
     }
     reasons = skip_reasons(exp, cfg)  # every measure's, so the report can say why one is absent
     attrs["skipped"] = json.dumps(reasons)
-    astore.write_index(out, attrs=attrs)
     summary = AnalyzeSummary()
-    todo = _plan(exp, cfg, out, summary, reasons)
+    if not _plan(exp, cfg, out, summary, reasons, lambda e: None):
+        final = attrs | {"summary": json.dumps(summarize(out))}
+        if astore.index_current(out, attrs=final):  # nothing to write: no lock needed
+            _say_plan(summary, [], on_event)
+            return summary
+    note = functools.partial(_note, on_event)
+    with store_lock(out, command="landscape analyze", wait=options.wait, on_note=note):
+        summary = AnalyzeSummary()  # planned again: another analyze may have computed some
+        todo = _plan(exp, cfg, out, summary, reasons, on_event)
+        tasks = [ResultTask(Path(train_path), attrs["train_store_sha256"], out, cfg, options,
+                            m, k, budget) for m, k in todo]  # fmt: skip
+        _compute_locked(exp, out, attrs, tasks, summary, on_event, executor)
+    return summary
+
+
+def _note(on_event: Callable[[Event], None], text: str) -> None:
+    on_event(Event("note", text))
+
+
+def _say_plan(summary: AnalyzeSummary, todo: list, on_event: Callable[[Event], None]) -> None:
     for name_key, reason in summary.not_applicable.items():
         on_event(Event("note", f"skipped {name_key}: {reason}"))
-    on_event(
-        Event(
-            "plan",
-            f"{len(todo)} results to compute, {len(summary.skipped)} up to date",
-            total=len(todo),
-        )
-    )
-    sha = attrs["train_store_sha256"]
-    tasks = [ResultTask(Path(train_path), sha, out, cfg, options, m, k, budget) for m, k in todo]
+    text = f"{len(todo)} results to compute, {len(summary.skipped)} up to date"
+    on_event(Event("plan", text, total=len(todo)))
+
+
+def _compute_locked(
+    exp: Experiment,
+    out: Path,
+    attrs: dict[str, Any],
+    tasks: list[ResultTask],
+    summary: AnalyzeSummary,
+    on_event: Callable[[Event], None],
+    executor: Executor | None,
+) -> None:
+    """The writing part of `analyze`, under the analysis store's lock: the index, each result
+    (here or on the executor's workers), then the index with the summary."""
+    astore.write_index(out, attrs=attrs)
+    _say_plan(summary, tasks, on_event)
     for task in tasks:  # before any worker starts: a stale partial result is said, then dropped
         if note := parts_of(task).reconcile():
             on_event(Event("note", note))
@@ -155,11 +188,9 @@ def analyze(
         astore.write_index(out, attrs=attrs)
         summary.computed.append(f"{task.measure}/{task.key}")
         on_event(
-            Event("run", f"{task.measure} {task.key}: {headline}", done=i + 1, total=len(todo))
+            Event("run", f"{task.measure} {task.key}: {headline}", done=i + 1, total=len(tasks))
         )
-    attrs["summary"] = json.dumps(summarize(out))
-    astore.write_index(out, attrs=attrs)
-    return summary
+    astore.write_index(out, attrs=attrs | {"summary": json.dumps(summarize(out))})
 
 
 @dataclass(frozen=True)
@@ -226,14 +257,21 @@ def _plan(
     out: Path,
     summary: AnalyzeSummary,
     reasons: dict[str, dict[str, str]],
-) -> list:
+    on_event: Callable[[Event], None],
+) -> list[tuple[str, str]]:
+    """(measure, key) of every result to compute; a damaged stored result is said, and redone;
+    a key this store cannot give (`reasons`) is recorded as not applicable."""
     todo = []
     for name in cfg.measures or names():
         params = cfg.parameters(name)
         for key in spec(name).keys(exp, cfg):
             if key in reasons.get(name, {}):
                 summary.not_applicable[f"{name}/{key}"] = reasons[name][key]
-            elif _up_to_date(out, name, key, params):
+                continue
+            current, problem = _up_to_date(out, name, key, params)
+            if problem:
+                on_event(Event("note", f"{name} {key}: damaged, computing it afresh ({problem})"))
+            if current:
                 summary.skipped.append(f"{name}/{key}")
             else:
                 todo.append((name, key))

@@ -23,7 +23,7 @@ from landscape.data import Dataset, load_dataset
 from landscape.errors import StoreError
 from landscape.importer.sources import ImportRecord, stored_record
 from landscape.models import build_model
-from landscape.store import train_store as store
+from landscape.store.train_read import check_runs, read_index, read_run
 from landscape.store.train_store import file_checksum  # noqa: F401  (re-exported: analyze, tests)
 
 
@@ -67,14 +67,18 @@ class Experiment:
         device: torch.device | str = "cpu",
     ):
         self.path = Path(path)
-        self.index = store.read_index(self.path)
+        self.index = read_index(self.path)
         self.cfg: ExperimentConfig = config_from_json(self.index["config"])
         self.device = torch.device(device)
-        self.run_ids = store.completed_runs(self.path, self.index["planned_runs"])
+        checks = check_runs(self.path, self.index)
+        self.run_ids = [r for r, c in checks.items() if c.readable]
+        # damaged run files are left out of the analysis (the runner says so); never "missing"
+        self.damaged = {r: c.problem or "" for r, c in checks.items() if c.status == "damaged"}
         if not self.run_ids:
             raise StoreError(
-                f"store {self.path}: no completed runs to analyze; run `landscape train -o "
-                f"{self.path}` first"
+                f"store {self.path}: no completed runs to analyze"
+                + (f" ({len(self.damaged)} run file(s) are damaged)" if self.damaged else "")
+                + f"; run `landscape train -o {self.path}` first"
             )
         self._data_dir, self._offline = data_dir, offline
         self._runs: dict[str, StoredRun] = {}
@@ -107,7 +111,7 @@ class Experiment:
     @cached_property
     def layout(self) -> Layout:
         built = Layout.of_parameters(self.template())
-        stored = Layout.from_arrays(store.read_run(self.path, self.run_ids[0])["layout"])
+        stored = Layout.from_arrays(read_run(self.path, self.run_ids[0])["layout"])
         if built != stored:
             raise StoreError(
                 f"store {self.path}: the stored parameter layout ({stored.size} parameters) "
@@ -191,7 +195,7 @@ def _to(t: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
 
 
 def _load_run(path: Path, run_id: str) -> StoredRun:
-    r = store.read_run(path, run_id)
+    r = read_run(path, run_id)
     a = r["attrs"]
     t = torch.from_numpy
     return StoredRun(

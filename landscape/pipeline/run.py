@@ -106,7 +106,7 @@ class _Stages:
         self.emit(Event("note", f"[2/3] analyze into {analysis}"))
         opts = self.options
         analyze_options = AnalyzeOptions(device=opts.device, data_dir=opts.data_dir,
-                                         offline=opts.offline)  # fmt: skip
+                                         offline=opts.offline, wait=opts.wait)  # fmt: skip
         done = analyze(store, analysis, AnalysisConfig(**plan.analysis), options=analyze_options,
                        on_event=self.emit, executor=self.executor)  # fmt: skip
         outcome.analyzed.append(done)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from landscape.report.draw import FIGURES, draw_all
 from landscape.report.page import render
 from landscape.report.reproduce import config_toml
 from landscape.report.summary_json import build_summary, dumps
+from landscape.store.atomic import ensure_folder, remove_output, write_text
 
 
 def build_report(
@@ -44,6 +44,7 @@ def build_report(
     data = load(Path(analysis_path), train_path=train_path)
     out_dir = Path(out_dir)
     folder = out_dir / "figures"
+    ensure_folder(folder, what="report")
     _remove_stale_figures(folder)
     drawn, warnings = draw_all(data, folder)
     data.warnings += warnings
@@ -61,12 +62,9 @@ def build_report(
 def _remove_stale_figures(folder: Path) -> None:
     """A figure from an earlier report that this one does not draw must not linger."""
     for spec in FIGURES:
-        (folder / spec.name).unlink(missing_ok=True)
+        remove_output(folder / spec.name, what="figure")
 
 
 def _write(path: Path, text: str) -> None:
     """Write through a temporary name so a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text(path, text, what="report file")

@@ -12,12 +12,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from landscape.errors import StoreError
+from landscape.store import analysis_read as aread
 from landscape.store import analysis_store as astore
+from landscape.store import train_read as tread
 from landscape.store import train_store as store
+from landscape.store.h5read import open_h5
 from landscape.store.summary import summarize
 
 # Flat parameter vectors stored with some results: large and never drawn.
@@ -104,7 +106,8 @@ def load(path: Path, *, train_path: Path | None = None) -> ReportData:
         data.warnings += _checksum_warnings(train, attrs)
     data.analysis_path = path
     data.analysis_attrs = attrs
-    data.results = _read_results(path)
+    data.results, damaged = _read_results(path, attrs)
+    data.warnings += damaged
     data.quantities = summarize(path)
     return data
 
@@ -112,21 +115,19 @@ def load(path: Path, *, train_path: Path | None = None) -> ReportData:
 def _kind(path: Path) -> str:
     """The store's `landscape_kind`, with a message that says what a report expects."""
     expected = "an analysis store written by `landscape analyze` (or a train store)"
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise StoreError(
             f"report input {path}: no such file; expected {expected}; run "
             f"`landscape analyze TRAIN.h5 -o {path}` first"
         )
     try:
-        with h5py.File(path, "r") as f:
-            kind = f.attrs.get("landscape_kind", "")
-    except OSError as e:
+        with open_h5(path, what="report input") as r:
+            kind = r.attr("landscape_kind", str, default="")
+    except StoreError as e:
         raise StoreError(
-            f"report input {path}: expected {expected}, found a file HDF5 cannot read ({e}); it "
-            f"may be truncated or not a landscape store: delete it and re-run `landscape analyze "
-            f"TRAIN.h5 -o {path}` (computed results in its .d/ folder are kept)"
+            f"{e}; expected {expected}: re-running `landscape analyze TRAIN.h5 -o {path}` "
+            "writes a new analysis index (the computed results in its .d/ folder are kept)"
         ) from None
-    kind = kind.decode() if isinstance(kind, bytes) else str(kind)
     if kind not in (store.KIND_TRAIN, astore.KIND_ANALYSIS):
         raise StoreError(
             f"report input {path}: expected {expected} (attribute landscape_kind = "
@@ -137,8 +138,8 @@ def _kind(path: Path) -> str:
 
 
 def _analysis_attrs(path: Path) -> dict[str, Any]:
-    attrs = astore.read_index(path)
-    schema = int(attrs.get("schema", -1))
+    attrs = aread.read_index(path)
+    schema = attrs.get("schema", -1)
     if schema != astore.ANALYSIS_SCHEMA:
         raise StoreError(
             f"analysis store {path}: schema version {schema}, this landscape reads version "
@@ -183,9 +184,20 @@ def _without_train_store() -> ReportData:
 
 
 def _load_train_only(train: Path) -> ReportData:
-    index = store.read_index(train)
-    runs = store.store_info(train)["runs"]
-    run_data = {r["id"]: _run_data(train, r) for r in runs if r["complete"]}
+    index = tread.read_index(train)
+    runs = tread.store_info(train)["runs"]
+    warnings = [
+        f"run {r['id']} is damaged and left out of this report: {r['problem']}"
+        for r in runs
+        if r["status"] == "damaged"
+    ]
+    run_data = {}
+    for r in runs:
+        if r["complete"]:
+            try:
+                run_data[r["id"]] = _run_data(train, r)
+            except StoreError as e:  # damaged since it was listed
+                warnings.append(f"run {r['id']} is damaged and left out of this report: {e}")
     return ReportData(
         train_path=train,
         analysis_path=None,
@@ -195,29 +207,29 @@ def _load_train_only(train: Path) -> ReportData:
         run_data=run_data,
         results={},
         quantities={},
+        warnings=warnings,
     )
 
 
 def _run_data(train: Path, row: dict[str, Any]) -> RunData:
     """History and attributes only: parameter vectors are large and never drawn."""
-    with h5py.File(store.run_file(train, row["id"]), "r") as f:
-        attrs = {k: store._plain(v) for k, v in f.attrs.items() if k != "config"}
-        history = {k: np.asarray(f["history"][k][()]) for k in f["history"]}
-        units = {k: str(store._plain(f["history"][k].attrs.get("units", ""))) for k in history}
-    return RunData(row["id"], row["mode"], int(row["seed"]), attrs, history, units)
+    got = tread.read_history(train, row["id"])
+    return RunData(row["id"], row["mode"], int(row["seed"]), got["attrs"], got["history"],
+                   got["units"])  # fmt: skip
 
 
-def _read_results(path: Path) -> dict[str, dict[str, dict[str, Any]]]:
+def _read_results(path: Path, attrs: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """Every readable result (arrays the report draws), and a warning per damaged one."""
+    specs = json.loads(attrs.get("measures") or "{}")
     out: dict[str, dict[str, dict[str, Any]]] = {}
+    warnings = []
     for measure, key in astore.completed(path):
-        out.setdefault(measure, {})[key] = _read_result(astore.result_file(path, measure, key))
-    return out
-
-
-def _read_result(path: Path) -> dict[str, Any]:
-    with h5py.File(path, "r") as f:
-        out: dict[str, Any] = {"attrs": {k: store._plain(v) for k, v in f.attrs.items()}}
-        for name, ds in f.items():
-            if name not in _SKIPPED_ARRAYS:
-                out[name] = ds[()]
-    return out
+        try:
+            result = aread.read_result(
+                path, measure, key, spec=specs.get(measure), skip=_SKIPPED_ARRAYS
+            )
+        except StoreError as e:
+            warnings.append(f"result {measure}/{key} is damaged and left out of this report: {e}")
+            continue
+        out.setdefault(measure, {})[key] = result
+    return out, warnings

@@ -41,6 +41,7 @@ from landscape.report.draw_sharpness import (
     sharpness_figure,
 )
 from landscape.report.style import save, style
+from landscape.store.atomic import ensure_folder
 
 
 @dataclass(frozen=True)
@@ -338,7 +339,7 @@ def applicable(spec: FigureSpec, data: ReportData) -> bool:
 def draw_all(data: ReportData, folder: Path) -> tuple[list[DrawnFigure], list[str]]:
     """Draw every applicable figure into folder; also return warnings for figures skipped
     because a stored result lacks an array they need (an analysis from another version)."""
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder, what="report figures")
     drawn, warnings = [], []
     for spec in FIGURES:
         if not applicable(spec, data):

@@ -21,6 +21,8 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from landscape.store.atomic import atomic_path
+
 DPI = 100
 # inches: 1150 px at DPI 100, the width of the page's column, so figures show at ~100%
 PAGE_WIDTH = 11.5
@@ -134,8 +136,8 @@ def panels(
 
 def save(fig: Figure, path: Path) -> Path:
     """Write a PNG that is byte-identical for the same figure (no software or date stamp)."""
-    with style():
-        fig.savefig(path, format="png", dpi=DPI, metadata={"Software": None})
+    with style(), atomic_path(path, what="figure") as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
     fig.clear()  # frees the artists now; the figure was never registered with pyplot
     return path
 

@@ -24,6 +24,7 @@ from landscape.report.figures_datasets import RingPredictions, plot_ring
 from landscape.report.page import CSS, claims_table, esc, number
 from landscape.report.style import OTHER_COLORS, new_figure, save, styled
 from landscape.report.summary_json import dumps
+from landscape.store.atomic import ensure_folder, write_text
 
 SWEEP_SCHEMA = 1
 BUDGET_STYLE = {"epochs": ("#0072B2", "o", "-"), "steps": ("#D55E00", "s", "--")}
@@ -75,7 +76,7 @@ def build_sweep_report(
         check_claim(claim)
     out_dir = Path(out_dir)
     folder = out_dir / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
+    ensure_folder(folder, what="sweep report")
     summary: dict[str, Any] = {
         "schema": SWEEP_SCHEMA,
         "preset": name,
@@ -92,8 +93,8 @@ def build_sweep_report(
             drawn.append((fname, caption, save(fig, folder / fname).read_bytes()))
     summary["figures"] = [f for f, _, _ in drawn]
     summary["claims"] = evaluate_claims(claims, summary)
-    (out_dir / "sweep.json").write_text(dumps(summary))
-    (out_dir / "sweep.html").write_text(_page(summary, entries, drawn))
+    write_text(out_dir / "sweep.json", dumps(summary), what="sweep report")
+    write_text(out_dir / "sweep.html", _page(summary, entries, drawn), what="sweep report")
     return summary
 
 

@@ -18,8 +18,8 @@ flight). The train store is only ever read.
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +28,20 @@ from typing import Any
 import h5py
 import numpy as np
 
-from landscape.errors import StoreError
-from landscape.store.train_store import _attr, _fsync, _plain
+# The layout's names and paths, and the checked readers, live in analysis_read.
+from landscape.store.analysis_read import (  # noqa: F401
+    ANALYSIS_SCHEMA,
+    KIND_ANALYSIS,
+    analysis_info,
+    completed,
+    read_index,
+    read_result,
+    result_file,
+    results_dir,
+)
+from landscape.store.atomic import atomic_path, write_bytes
+from landscape.store.train_store import _attr, index_holds
 
-KIND_ANALYSIS = "landscape.analysis"
-ANALYSIS_SCHEMA = 1
 # The index attribute `source` of a store of `landscape.Probe` results: no train store behind it
 PROBE_SOURCE = "landscape.Probe"
 
@@ -55,15 +64,6 @@ class Result:
     attrs: dict[str, Any] = field(default_factory=dict)
 
 
-def results_dir(index_path: Path) -> Path:
-    """`runs/quick.analysis.h5` -> `runs/quick.analysis.d/`."""
-    return index_path.with_name(index_path.stem + ".d")
-
-
-def result_file(index_path: Path, measure: str, key: str) -> Path:
-    return results_dir(index_path) / measure / f"{key}.h5"
-
-
 def parts_dir(index_path: Path, measure: str, key: str) -> Path:
     """Where the rows of a result in flight are kept until it completes."""
     return results_dir(index_path) / ".parts" / measure / key
@@ -72,9 +72,7 @@ def parts_dir(index_path: Path, measure: str, key: str) -> Path:
 def write_result(index_path: Path, measure: str, key: str, result: Result) -> Path:
     """Write one result file atomically; return its path."""
     path = result_file(index_path, measure, key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path, what="result file") as tmp, h5py.File(tmp, "w") as f:
         f.attrs["landscape_kind"] = "landscape.result"
         f.attrs["measure"] = measure
         f.attrs["key"] = key
@@ -85,8 +83,6 @@ def write_result(index_path: Path, measure: str, key: str, result: Result) -> Pa
             ds.attrs["long_name"] = arr.long_name
             ds.attrs["units"] = arr.units
         _attach_scales(f, result)
-    _fsync(tmp)
-    os.replace(tmp, path)
     return path
 
 
@@ -100,64 +96,36 @@ def _attach_scales(f: h5py.File, result: Result) -> None:
                 f[name].dims[axis].attach_scale(f[dim])
 
 
-def write_index(index_path: Path, *, attrs: dict[str, Any]) -> None:
-    """(Re)write the index atomically with links to every completed result file."""
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_path.with_name(f".{index_path.name}.tmp{os.getpid()}")
+def write_index(index_path: Path, *, attrs: dict[str, Any]) -> bool:
+    """(Re)write the index atomically with links to every completed result file; an index
+    that already holds exactly this is left alone. Returns whether it was written."""
+    wanted, links = _index_content(index_path, attrs)
+    if index_holds(index_path, wanted, links):
+        return False
     root = results_dir(index_path)
-    with h5py.File(tmp, "w") as f:
-        f.attrs["landscape_kind"] = KIND_ANALYSIS
-        f.attrs["schema"] = ANALYSIS_SCHEMA
-        for name, value in attrs.items():
-            f.attrs[name] = _attr(value)
-        for measure, key in completed(index_path):
+    with atomic_path(index_path, what="analysis store index") as tmp, h5py.File(tmp, "w") as f:
+        for name, value in wanted.items():
+            f.attrs[name] = value
+        for measure, keys in links.items():
             group = f.require_group(measure)
-            group[key] = h5py.ExternalLink(f"{root.name}/{measure}/{key}.h5", "/")
-    _fsync(tmp)
-    os.replace(tmp, index_path)
+            for key in keys:
+                group[key] = h5py.ExternalLink(f"{root.name}/{measure}/{key}.h5", "/")
+    return True
 
 
-def completed(index_path: Path) -> list[tuple[str, str]]:
-    """(measure, key) of every result file present."""
-    root = results_dir(index_path)
-    if not root.is_dir():
-        return []
-    return sorted(
-        (p.parent.name, p.stem)
-        for p in root.glob("*/*.h5")
-        if not p.name.startswith(".") and p.parent.name != ".parts"
-    )
+def index_current(index_path: Path, *, attrs: dict[str, Any]) -> bool:
+    """Whether `write_index` with these attributes would leave the index as it is."""
+    return index_holds(index_path, *_index_content(index_path, attrs))
 
 
-def read_index(index_path: Path) -> dict[str, Any]:
-    if not index_path.exists():
-        raise StoreError(
-            f"analysis store {index_path}: no such file; run `landscape analyze` first"
-        )
-    try:
-        with h5py.File(index_path, "r") as f:
-            attrs = {k: _plain(v) for k, v in f.attrs.items()}
-    except OSError as e:
-        raise StoreError(
-            f"analysis store {index_path}: not a readable HDF5 file ({e}); delete it (results "
-            "stay in its .d/ folder) and re-run `landscape analyze`"
-        ) from None
-    if attrs.get("landscape_kind") != KIND_ANALYSIS:
-        raise StoreError(
-            f"{index_path}: expected an analysis store (landscape_kind = {KIND_ANALYSIS!r}), "
-            f"found {attrs.get('landscape_kind')!r}"
-        )
-    return attrs
-
-
-def read_result(index_path: Path, measure: str, key: str) -> dict[str, Any]:
-    """A result's arrays and attributes."""
-    path = result_file(index_path, measure, key)
-    with h5py.File(path, "r") as f:
-        out: dict[str, Any] = {"attrs": {k: _plain(v) for k, v in f.attrs.items()}}
-        for name, ds in f.items():
-            out[name] = ds[()]
-    return out
+def _index_content(index_path: Path, attrs: dict[str, Any]) -> tuple[dict, dict[str, list[str]]]:
+    wanted = {"landscape_kind": KIND_ANALYSIS, "schema": ANALYSIS_SCHEMA} | {
+        name: _attr(value) for name, value in attrs.items()
+    }
+    links: dict[str, list[str]] = {}
+    for measure, key in completed(index_path):
+        links.setdefault(measure, []).append(key)
+    return wanted, links
 
 
 PARTS_STAMP = "stamp.json"
@@ -199,12 +167,11 @@ class Parts:
     def save(self, part: str, **arrays: np.ndarray) -> None:
         """Keep one piece atomically, as a plain .npz (numeric arrays only, never pickled)."""
         folder = self.folder
-        folder.mkdir(parents=True, exist_ok=True)
         if not (folder / PARTS_STAMP).is_file():
-            _write_atomic(folder / PARTS_STAMP, json.dumps(self.stamp, sort_keys=True).encode())
-        tmp = folder / f".{part}.tmp{os.getpid()}.npz"
-        np.savez(tmp, allow_pickle=False, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, folder / f"{part}.npz")
+            stamp = json.dumps(self.stamp, sort_keys=True).encode()
+            write_bytes(folder / PARTS_STAMP, stamp, what="partial result stamp")
+        with atomic_path(folder / f"{part}.npz", what="partial result", suffix=".npz") as tmp:
+            np.savez(tmp, allow_pickle=False, **arrays)  # type: ignore[arg-type]
 
     def load(self) -> dict[str, dict[str, np.ndarray]]:
         """The pieces kept under this stamp; an unreadable piece counts as not computed."""
@@ -217,8 +184,9 @@ class Parts:
             try:
                 with np.load(p, allow_pickle=False) as z:
                     out[p.stem] = {k: z[k] for k in z.files}
-            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
-                p.unlink(missing_ok=True)  # a torn piece: recompute it
+            except (OSError, ValueError, EOFError, MemoryError, zipfile.BadZipFile):
+                with contextlib.suppress(OSError):
+                    p.unlink(missing_ok=True)  # a torn piece: recompute it
         return out
 
     def clear(self) -> None:
@@ -245,36 +213,3 @@ def _stamp_difference(found: dict[str, Any], wanted: dict[str, Any]) -> str:
         if found.get(k) != wanted.get(k)
     ]
     return "; ".join(diffs)
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def analysis_info(index_path: Path) -> dict[str, Any]:
-    """`landscape info --json` for an analysis store: the results it holds."""
-    attrs = read_index(index_path)
-    results = []
-    for measure, key in completed(index_path):
-        with h5py.File(result_file(index_path, measure, key), "r") as f:
-            results.append(
-                {
-                    "measure": measure,
-                    "key": key,
-                    "arrays": {n: list(ds.shape) for n, ds in f.items()},
-                    "seconds": float(f.attrs.get("seconds", float("nan"))),
-                }
-            )
-    # the specs of the measures the analysis ran, as recorded (name -> spec), with their counts
-    measures = json.loads(attrs.get("measures") or "{}")
-    for name, spec in measures.items():
-        spec["results"] = sum(r["measure"] == name for r in results)
-    return {
-        "train_store": attrs.get("train_store"),
-        "config": json.loads(attrs.get("config", "{}")),
-        "summary": json.loads(attrs.get("summary", "{}")),
-        "measures": measures,
-        "results": results,
-    }

@@ -8,13 +8,14 @@ it back.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from landscape.errors import StoreError
+from landscape.store import analysis_read as aread
 from landscape.store import analysis_store as astore
 
 
@@ -82,13 +83,14 @@ class Scalar:
 def recorded_measures(out: Path) -> dict[str, dict[str, Any]]:
     """The measure specs an analysis store recorded (name -> `MeasureSpec.describe()`), in
     registry order; {} for a store written before they were recorded."""
-    raw = astore.read_index(out).get("measures")
-    return json.loads(raw) if raw else {}
+    return aread.recorded_specs(out)
 
 
 def scalars_of(measures: dict[str, dict[str, Any]]) -> list[tuple[str, Scalar]]:
     """(measure, scalar) for every scalar the recorded specs declare, in registry order."""
-    return [(m, Scalar.from_json(s)) for m, spec in measures.items() for s in spec["scalars"]]
+    return [
+        (m, Scalar.from_json(s)) for m, spec in measures.items() for s in spec.get("scalars", [])
+    ]
 
 
 def describe(values: list[float]) -> dict[str, float | int | None]:
@@ -113,7 +115,7 @@ def _group(rule: str, key: str, attrs: dict) -> str:
     if rule == "pairs":
         return "pairs"
     if rule == "path":
-        kind, rest = key.split(".", 1)
+        kind, _, rest = key.partition(".")
         return rest.rsplit("-", 1)[0] if kind == "init-final" else "pairs"
     return key.rsplit("-", 1)[0]
 
@@ -131,10 +133,10 @@ def summarize(out: Path) -> dict[str, Any]:
     diverged: dict[str, dict[str, int]] = {}
     for measure, key in astore.completed(out):
         wanted = [s for m, s in scalars if m == measure and s.applies(key)]
-        if not wanted:
-            continue
-        result = astore.read_result(out, measure, key)
-        group = _group(measures[measure]["group"], key, result["attrs"])
+        result = _readable(out, measures, measure, key) if wanted else None
+        if result is None:
+            continue  # no scalar of it is summarized, or damaged (the report lists it)
+        group = _group(measures[measure].get("group", "mode"), key, result["attrs"])
         for scalar in wanted:
             value = scalar.extract(result)
             if value is None:
@@ -150,13 +152,13 @@ def summarize(out: Path) -> dict[str, Any]:
         q: {g: describe(v) | {"diverged": diverged[q][g]} for g, v in groups.items()}
         for q, groups in values.items()
     }
-    if "distance" in measures and (equal := _equal_steps(out)):
+    if "distance" in measures and (equal := _equal_steps(out, measures)):
         summary["distance_l2_equal_steps"] = equal
     _add_ratios(summary)
     return summary
 
 
-def _equal_steps(out: Path) -> dict[str, Any]:
+def _equal_steps(out: Path, measures: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """||theta - theta0|| of overfit run k after as many steps as normal run k took in all.
 
     At equal epochs an overfit run takes about twice the steps (its training set is about
@@ -166,20 +168,30 @@ def _equal_steps(out: Path) -> dict[str, Any]:
     done = {key for m, key in astore.completed(out) if m == "distance"}
     normal, overfit = [], []
     for key in sorted(done):
-        mode, k = key.rsplit("-", 1)
+        mode, _, k = key.rpartition("-")
         if mode != "normal" or f"overfit-{k}" not in done:
             continue
-        n, o = (
-            astore.read_result(out, "distance", key),
-            astore.read_result(out, "distance", f"overfit-{k}"),
-        )
-        if n["attrs"].get("diverged") or o["attrs"].get("diverged"):
+        n = _readable(out, measures, "distance", key)
+        o = _readable(out, measures, "distance", f"overfit-{k}")
+        if n is None or o is None or n["attrs"].get("diverged") or o["attrs"].get("diverged"):
+            continue
+        if any(a not in r or r[a].size == 0 for r in (n, o) for a in ("l2", "step")):
             continue
         normal.append(float(n["l2"][-1]))
         overfit.append(float(np.interp(n["step"][-1], o["step"], o["l2"])))
     if not normal:
         return {}
     return {"normal": describe(normal), "overfit": describe(overfit)}
+
+
+def _readable(
+    out: Path, measures: dict[str, dict[str, Any]], measure: str, key: str
+) -> dict[str, Any] | None:
+    """A result checked against its recorded spec; None when damaged (left out)."""
+    try:
+        return aread.read_result(out, measure, key, spec=measures.get(measure))
+    except StoreError:
+        return None
 
 
 def _add_ratios(summary: dict[str, Any]) -> None:

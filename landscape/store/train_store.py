@@ -14,8 +14,9 @@ Layout (all readable with plain h5py; every array has `long_name` and `units`)::
       /history/step (m,) [dimension scale]  /history/{epoch,train_loss,train_acc,...} (m,)
 
 Crash safety: a run file is written under a temporary name and renamed into place only when
-complete, and the index is rewritten the same way, so a kill at any moment loses at most the
-runs in flight. Nothing here imports torch or unpickles anything.
+complete (`landscape.store.atomic`), and the index is rewritten the same way, so a kill at any
+moment loses at most the runs in flight. Reading is checked (`landscape.store.train_read`).
+Nothing here imports torch or unpickles anything.
 """
 
 from __future__ import annotations
@@ -31,9 +32,24 @@ import h5py
 import numpy as np
 
 from landscape.errors import StoreError
+from landscape.store.atomic import atomic_path
+from landscape.store.h5read import open_h5, plain
 
-STORE_SCHEMA = 1
-KIND_TRAIN = "landscape.train"
+# The layout's names and paths, and the checked readers, live in train_read; here for callers.
+from landscape.store.train_read import (  # noqa: F401
+    KIND_TRAIN,
+    STORE_SCHEMA,
+    check_run,
+    check_runs,
+    completed_runs,
+    read_index,
+    read_run,
+    run_file,
+    run_summary,
+    runs_dir,
+    store_info,
+    store_kind,
+)
 
 # name -> (long_name, units) for every history array; loss units depend on the task.
 HISTORY_META: dict[str, tuple[str, str]] = {
@@ -80,15 +96,6 @@ class RunRecord:
     history: dict[str, np.ndarray]  # keys of HISTORY_META, each (m,)
     corrupt_targets: np.ndarray | None  # overfit: corrupted test targets (one copy)
     attrs: dict[str, Any] = field(default_factory=dict)  # dataset, versions, device, timing
-
-
-def runs_dir(index_path: Path) -> Path:
-    """Folder of the run files of index `runs/quick.h5`: `runs/quick.runs/`."""
-    return index_path.with_name(index_path.stem + ".runs")
-
-
-def run_file(index_path: Path, run_id: str) -> Path:
-    return runs_dir(index_path) / f"{run_id}.h5"
 
 
 def _set_meta(ds: h5py.Dataset, long_name: str, units: str) -> None:
@@ -172,9 +179,7 @@ def _write_history(f: h5py.File, rec: RunRecord, loss_units: str) -> None:
 def write_run(index_path: Path, rec: RunRecord, *, loss_units: str) -> Path:
     """Write one run's file atomically (temporary name, then rename); return its path."""
     path = run_file(index_path, rec.run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path, what="run file") as tmp, h5py.File(tmp, "w") as f:
         f.attrs["landscape_kind"] = "landscape.run"
         f.attrs["schema"] = STORE_SCHEMA
         for key in ("run_id", "mode", "index", "seed", "status", "diverged_step"):
@@ -189,8 +194,6 @@ def write_run(index_path: Path, rec: RunRecord, *, loss_units: str) -> Path:
         if rec.corrupt_targets is not None:
             ds = f.create_dataset("corrupt_targets", data=rec.corrupt_targets)
             _set_meta(ds, "corrupted test targets appended to the training set", "label or target")
-    _fsync(tmp)
-    os.replace(tmp, path)
     return path
 
 
@@ -210,33 +213,57 @@ def file_checksum(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+def write_index(index_path: Path, *, config_json: str, planned: list[str], attrs: dict) -> bool:
+    """(Re)write the index atomically: attributes plus links to every completed run file.
 
-
-def write_index(index_path: Path, *, config_json: str, planned: list[str], attrs: dict) -> None:
-    """(Re)write the index atomically: attributes plus links to every completed run file."""
-    index_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = index_path.with_name(f".{index_path.name}.tmp{os.getpid()}")
+    An index that already holds exactly this is left alone (a complete store may be on a
+    read-only filesystem); returns whether it was written.
+    """
+    wanted, linked = _index_content(index_path, config_json, planned, attrs)
+    if index_holds(index_path, wanted, {"runs": linked}):
+        return False
     rel = runs_dir(index_path).name
-    with h5py.File(tmp, "w") as f:
-        f.attrs["landscape_kind"] = KIND_TRAIN
-        f.attrs["schema"] = STORE_SCHEMA
-        f.attrs["config"] = config_json
-        f.attrs["planned_runs"] = json.dumps(planned)
-        for key, value in attrs.items():
-            f.attrs[key] = _attr(value)
+    with atomic_path(index_path, what="store index") as tmp, h5py.File(tmp, "w") as f:
+        for key, value in wanted.items():
+            f.attrs[key] = value
         g = f.create_group("runs")
         g.attrs["description"] = "external links to one file per completed run"
-        for run_id in planned:
-            if run_file(index_path, run_id).exists():
-                g[run_id] = h5py.ExternalLink(f"{rel}/{run_id}.h5", "/")
-    _fsync(tmp)
-    os.replace(tmp, index_path)
+        for run_id in linked:
+            g[run_id] = h5py.ExternalLink(f"{rel}/{run_id}.h5", "/")
+    return True
+
+
+def index_current(index_path: Path, *, config_json: str, planned: list[str], attrs: dict) -> bool:
+    """Whether `write_index` with these arguments would leave the index as it is."""
+    wanted, linked = _index_content(index_path, config_json, planned, attrs)
+    return index_holds(index_path, wanted, {"runs": linked})
+
+
+def _index_content(
+    index_path: Path, config_json: str, planned: list[str], attrs: dict
+) -> tuple[dict[str, Any], list[str]]:
+    wanted = {
+        "landscape_kind": KIND_TRAIN,
+        "schema": STORE_SCHEMA,
+        "config": config_json,
+        "planned_runs": json.dumps(planned),
+    } | {key: _attr(value) for key, value in attrs.items()}
+    return wanted, [r for r in planned if os.path.lexists(run_file(index_path, r))]
+
+
+def index_holds(index_path: Path, attrs: dict[str, Any], links: dict[str, list[str]]) -> bool:
+    """Whether the index file at `index_path` has exactly these attributes and, per group,
+    these link names (an unreadable or absent index holds nothing)."""
+    if not index_path.is_file():
+        return False
+    try:
+        with open_h5(index_path, what="index") as r:
+            if r.attrs() != {k: plain(v) for k, v in attrs.items()}:
+                return False
+            groups = [g for g in r.keys("/") if g not in links]
+            return not groups and all(r.keys(g) == sorted(names) for g, names in links.items())
+    except StoreError:
+        return False
 
 
 def remove_stale_temporaries(index_path: Path) -> list[Path]:
@@ -249,7 +276,10 @@ def remove_stale_temporaries(index_path: Path) -> list[Path]:
     for tmp in folder.glob(".*.h5.tmp*") if folder.is_dir() else ():
         pid = tmp.name.rsplit(".tmp", 1)[1]
         if pid.isdigit() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                continue  # a read-only store: the temporary stays, harmless
             removed.append(tmp)
     return removed
 
@@ -264,140 +294,5 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _open(path: Path) -> h5py.File:
-    if not path.exists():
-        raise StoreError(f"store {path}: no such file; run `landscape train -o {path}` first")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise StoreError(
-            f"store {path}: not a readable HDF5 file ({e}); it may be truncated or not a "
-            "landscape store: delete it (completed runs stay in its .runs/ folder) and re-run"
-        ) from None
-
-
-def store_kind(path: Path) -> str:
-    """The `landscape_kind` attribute of a store (train or analysis), checked to be readable."""
-    with _open(path) as f:
-        return str(_plain(f.attrs.get("landscape_kind", "")))
-
-
-def read_index(index_path: Path) -> dict[str, Any]:
-    """The index's attributes: config JSON, planned run ids and the rest."""
-    with _open(index_path) as f:
-        kind = f.attrs.get("landscape_kind")
-        if kind != KIND_TRAIN:
-            raise StoreError(
-                f"store {index_path}: expected a landscape train store "
-                f"(attribute landscape_kind = {KIND_TRAIN!r}), found {kind!r}"
-            )
-        _check_schema(index_path, int(f.attrs.get("schema", -1)))
-        out = {k: _plain(v) for k, v in f.attrs.items()}
-    out["planned_runs"] = json.loads(out["planned_runs"])
-    return out
-
-
-def _check_schema(path: Path, schema: int) -> None:
-    if schema != STORE_SCHEMA:
-        raise StoreError(
-            f"store {path}: schema version {schema}, this landscape reads version "
-            f"{STORE_SCHEMA}; use the landscape version that wrote it or re-train"
-        )
-
-
 def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
-
-def completed_runs(index_path: Path, planned: list[str]) -> list[str]:
-    """Planned run ids whose run file exists and opens (a torn file counts as missing)."""
-    done = []
-    for run_id in planned:
-        path = run_file(index_path, run_id)
-        try:
-            with h5py.File(path, "r") as f:
-                if "final" in f:
-                    done.append(run_id)
-        except OSError:
-            continue
-    return done
-
-
-def read_run(index_path: Path, run_id: str) -> dict[str, Any]:
-    """Attributes and arrays of one run file, as plain Python and numpy values."""
-    path = run_file(index_path, run_id)
-    with _open(path) as f:
-        out: dict[str, Any] = {"attrs": {k: _plain(v) for k, v in f.attrs.items()}}
-        for group in ("init", "final", "checkpoints", "history", "layout", "buffer_layout"):
-            out[group] = {k: f[group][k][()] for k in f[group]}
-        out["final_attrs"] = {k: _plain(v) for k, v in f["final"].attrs.items()}
-        if "corrupt_targets" in f:
-            out["corrupt_targets"] = f["corrupt_targets"][()]
-    return out
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return None if value is None or not np.isfinite(value) else float(value)
-
-
-def run_summary(index_path: Path, run_id: str) -> dict[str, Any]:
-    """One run's row of `landscape info --json`."""
-    path = run_file(index_path, run_id)
-    with _open(path) as f:
-        attrs = f.attrs
-        h = f["history"]
-        step = int(f["final"].attrs["step"])
-        # the history row of the final point (for a diverged run: its last finite point)
-        at = int(np.searchsorted(h["step"][()], step))
-        at = min(at, len(h["step"]) - 1)
-        # an imported run has no history: its final numbers are unknown (None)
-        last = {k: float(h[k][at]) for k in h if k != "step"} if len(h["step"]) else {}
-        return {
-            "id": run_id,
-            "mode": _plain(attrs["mode"]),
-            "seed": int(attrs["seed"]),
-            "complete": True,
-            "status": _plain(attrs["status"]),
-            "steps": step,
-            "diverged_step": int(attrs["diverged_step"]) if attrs["status"] == "diverged" else None,
-            "epochs": _finite_or_none(float(f["final"].attrs["epoch"])),
-            "final": {
-                "train_acc": _finite_or_none(last.get("train_acc")),
-                "train_loss": _finite_or_none(last.get("train_loss")),
-                "test_acc": _finite_or_none(last.get("test_acc")),
-                "test_loss": _finite_or_none(last.get("test_loss")),
-                "corrupt_acc": (
-                    _finite_or_none(last.get("corrupt_acc")) if attrs["mode"] == "overfit" else None
-                ),
-            },
-        }
-
-
-def store_info(index_path: Path) -> dict[str, Any]:
-    """`landscape info --json`: every planned run, complete or not."""
-    index = read_index(index_path)
-    done = set(completed_runs(index_path, index["planned_runs"]))
-    runs = []
-    for run_id in index["planned_runs"]:
-        if run_id in done:
-            runs.append(run_summary(index_path, run_id))
-        else:
-            mode, k = run_id.rsplit("-", 1)
-            seed = json.loads(index["config"])["train"]["seed"] + int(k)
-            runs.append(
-                {
-                    "id": run_id,
-                    "mode": mode,
-                    "seed": seed,
-                    "complete": False,
-                    "status": "missing",
-                    "steps": None,
-                    "epochs": None,
-                    "final": None,
-                }
-            )
-    return {"runs": runs}
+    return plain(value)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,9 @@ from landscape.core.losses import loss_units
 from landscape.data import Dataset, TrainingSet, build_training_set, load_dataset
 from landscape.errors import ConfigError, StoreError
 from landscape.store import train_store as store
+from landscape.store.atomic import check_file_target
+from landscape.store.lock import store_lock
+from landscape.store.train_read import check_runs, read_index, run_summary
 from landscape.train.memory import check_training_memory
 from landscape.train.trainer import (
     MODES,
@@ -102,7 +106,8 @@ def train_experiment(
     path = Path(path)
     options = options or RuntimeOptions()
     device = resolve_device(options.device)
-    index = store.read_index(path) if path.exists() else None  # read once: plan and fingerprint
+    check_file_target(path, what="train store")
+    index = read_index(path) if os.path.lexists(path) else None  # read once: plan, fingerprint
     plan = _merge_plan(path, cfg, index)
     ds = load_dataset(cfg.data, data_dir=options.data_dir, offline=options.offline)
     _check_fingerprint(path, ds, index)
@@ -110,38 +115,76 @@ def train_experiment(
     check_training_memory(cfg, ds, together, device)  # before the store is touched
     kept = {k: index[k] for k in ("preset", "claims") if index and k in index}  # on resume
     attrs = _index_attrs(ds) | kept | (extra_attrs or {})
-    store.write_index(path, config_json=cfg.to_json(), planned=plan, attrs=attrs)
-    stale = store.remove_stale_temporaries(path)
-    if stale:
-        on_event(Event("note", f"removed {len(stale)} partial run file(s) of an interrupted run"))
-    done = set(store.completed_runs(path, plan))
-    summary = TrainSummary(skipped=[r for r in planned_runs(cfg) if r in done])
-    todo = [r for r in planned_runs(cfg) if r not in done]
-    on_event(
-        Event(
-            "plan",
-            f"{len(todo)} of {len(planned_runs(cfg))} runs to train on {device} ({ds.title})",
-            done=len(done),
-            total=len(plan),
+    summary, todo = _todo(path, cfg, options)
+    s = _Session(cfg, ds, path, plan, attrs, options, device, on_event, summary)
+    if not todo and store.index_current(path, config_json=cfg.to_json(), planned=plan, attrs=attrs):
+        on_event(_plan_event(s, todo))  # nothing to write: no lock, no write (read-only is fine)
+        return summary
+    note = functools.partial(_note, on_event)
+    with store_lock(path, command="landscape train", wait=options.wait, on_note=note):
+        s.summary, todo = _todo(path, cfg, options)  # again: another writer may have trained some
+        _train_locked(s, todo, executor)
+    return s.summary
+
+
+def _note(on_event: Callable[[Event], None], text: str) -> None:
+    on_event(Event("note", text))
+
+
+def _todo(
+    path: Path, cfg: ExperimentConfig, options: RuntimeOptions
+) -> tuple[TrainSummary, list[str]]:
+    """The planned runs still to train; refuses a damaged run file unless told to replace it."""
+    wanted = planned_runs(cfg)
+    checks = check_runs(path, {"config": cfg.to_json(), "planned_runs": wanted})
+    damaged = {r: c.problem for r, c in checks.items() if c.status == "damaged"}
+    if damaged and not options.replace_damaged:
+        raise StoreError(
+            f"store {path}: {len(damaged)} run file(s) are damaged: "
+            + "; ".join(f"{r}: {p}" for r, p in list(damaged.items())[:3])
+            + ". `landscape train` does not overwrite a damaged run file: pass "
+            "--replace-damaged to train those runs afresh (their files are replaced), or move "
+            "the files away first to keep them"
         )
+    summary = TrainSummary(
+        skipped=[r for r in wanted if checks[r].readable], replaced=list(damaged)
     )
-    if options.batched and todo and (problem := batching_problem(cfg, ds)):
-        on_event(
+    return summary, [r for r in wanted if not checks[r].readable]
+
+
+def _plan_event(s: _Session, todo: list[str]) -> Event:
+    return Event(
+        "plan",
+        f"{len(todo)} of {len(planned_runs(s.cfg))} runs to train on {s.device} ({s.ds.title})",
+        done=len(s.summary.skipped),
+        total=len(s.plan),
+    )
+
+
+def _train_locked(s: _Session, todo: list[str], executor: Executor | None) -> None:
+    """The writing part of `train_experiment`, under the store's lock."""
+    store.write_index(s.path, config_json=s.cfg.to_json(), planned=s.plan, attrs=s.attrs)
+    stale = store.remove_stale_temporaries(s.path)
+    if stale:
+        s.on_event(Event("note", f"removed {len(stale)} partial run file(s) of an interrupted run"))
+    if s.summary.replaced:
+        s.on_event(Event("note", "replacing damaged run file(s): " + ", ".join(s.summary.replaced)))
+    s.on_event(_plan_event(s, todo))
+    if s.options.batched and todo and (problem := batching_problem(s.cfg, s.ds)):
+        s.on_event(
             Event(
                 "note",
-                f"model {cfg.model.name!r} cannot be batched under vmap "
+                f"model {s.cfg.model.name!r} cannot be batched under vmap "
                 f"({problem}); training the runs one at a time instead",
             )
         )
-        options = dataclasses.replace(options, batched=False)
-    session = _Session(cfg, ds, path, plan, attrs, options, device, on_event, summary)
+        s.options = dataclasses.replace(s.options, batched=False)
     if executor is not None and executor.remote:
-        _train_remote(session, todo, executor)
-        return summary
+        _train_remote(s, todo, executor)
+        return
     for mode in dict.fromkeys(r.rsplit("-", 1)[0] for r in todo):
         indices = [int(r.rsplit("-", 1)[1]) for r in todo if r.startswith(mode + "-")]
-        _train_mode(session, mode, indices)
-    return summary
+        _train_mode(s, mode, indices)
 
 
 def _groups(indices: list[int], options: RuntimeOptions) -> list[list[int]]:
@@ -206,7 +249,7 @@ def _record_group(s: _Session, statuses: list[tuple[str, str]]) -> None:
             s.summary.diverged.append(run_id)
     store.write_index(s.path, config_json=s.cfg.to_json(), planned=s.plan, attrs=s.attrs)
     for run_id, _ in statuses:
-        s.on_event(Event("run", run_id, run=store.run_summary(s.path, run_id)))
+        s.on_event(Event("run", run_id, run=run_summary(s.path, run_id)))
 
 
 def _train_mode(s: _Session, mode: str, indices: list[int]) -> None:

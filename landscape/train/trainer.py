@@ -53,6 +53,8 @@ class RuntimeOptions:
     offline: bool = False  # never download
     # bytes of activations per evaluation chunk; None: train_budget(device)
     memory_budget: int | None = None
+    wait: bool = False  # another process writes the store: wait for it instead of failing
+    replace_damaged: bool = False  # train damaged run files afresh instead of refusing to
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class TrainSummary:
     trained: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # already complete in the store
     diverged: list[str] = field(default_factory=list)
+    replaced: list[str] = field(default_factory=list)  # damaged run files trained afresh
 
 
 CPU_TRAIN_BUDGET = 512 * 2**20  # bytes; the trainer's evaluation chunks on a CPU
