@@ -204,19 +204,25 @@ def _run_attrs(r: H5, run_id: str, identity: dict[str, Any] | None) -> dict[str,
         raise r.error(
             "attribute 'config'",
             "the config of the store's index",
-            "another config (" + "; ".join(_differences(identity, found)[:3]) + ")",
+            "another config (" + "; ".join(differences(identity, found)[:3]) + ")",
         )
     return r.attrs()
 
 
-def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[str]:
+def differences(
+    a: dict[str, Any],
+    b: dict[str, Any],
+    names: tuple[str, str] = ("index", "run"),
+    prefix: str = "",
+) -> list[str]:
+    """'key.sub: <names[0]> va, <names[1]> vb' for every leaf where two nested dicts differ."""
     out = []
     for key in sorted(set(a) | set(b)):
         va, vb = a.get(key), b.get(key)
         if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, f"{prefix}{key}.")
+            out += differences(va, vb, names, f"{prefix}{key}.")
         elif va != vb:
-            out.append(f"{prefix}{key}: index {va!r}, run {vb!r}")
+            out.append(f"{prefix}{key}: {names[0]} {va!r}, {names[1]} {vb!r}")
     return out
 
 

@@ -27,7 +27,7 @@ from landscape.errors import ConfigError, StoreError
 from landscape.store import train_store as store
 from landscape.store.atomic import check_file_target
 from landscape.store.lock import store_lock
-from landscape.store.train_read import check_runs, read_index, run_summary
+from landscape.store.train_read import check_runs, differences, read_index, run_summary
 from landscape.train.memory import check_training_memory
 from landscape.train.trainer import (
     MODES,
@@ -45,17 +45,6 @@ def planned_runs(cfg: ExperimentConfig) -> list[str]:
     return [f"{mode}-{k:03d}" for mode in modes for k in range(cfg.train.runs)]
 
 
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    out = []
-    for key in sorted(set(a) | set(b)):
-        va, vb = a.get(key), b.get(key)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            out += _differences(va, vb, f"{prefix}{key}.")
-        elif va != vb:
-            out.append(f"{prefix}{key}: stored {va!r}, requested {vb!r}")
-    return out
-
-
 def _merge_plan(path: Path, cfg: ExperimentConfig, index: dict | None) -> list[str]:
     """The run ids to keep in the index; refuses a store made with another config."""
     plan = planned_runs(cfg)
@@ -67,7 +56,7 @@ def _merge_plan(path: Path, cfg: ExperimentConfig, index: dict | None) -> list[s
             "trains; write to a new -o path"
         )
     stored = config_from_json(index["config"])
-    diffs = _differences(stored.identity(), cfg.identity())
+    diffs = differences(stored.identity(), cfg.identity(), ("stored", "requested"))
     if diffs:
         raise ConfigError(
             f"store {path} holds an experiment with a different config ("
