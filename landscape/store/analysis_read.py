@@ -191,8 +191,10 @@ def _check_arrays(r: H5, spec: dict[str, Any] | None) -> dict[str, tuple[int, ..
         shapes[name] = r.shape(name, "fiub")
     for name, shape in shapes.items():
         dims = declared[name][2] if declared is not None else []
-        if dims and len(dims) != len(shape):
-            raise r.error(f"/{name}", f"{len(dims)} axes ({', '.join(dims)})", f"shape {shape}")
+        # dims name the leading axes (a (step, k) table declares its step axis only)
+        if len(dims) > len(shape):
+            wanted = f"at least {len(dims)} axes ({', '.join(dims)})"
+            raise r.error(f"/{name}", wanted, f"shape {shape}")
         for axis, dim in enumerate(dims):
             scale = shapes.get(dim)
             if dim != name and (scale is None or len(scale) != 1 or scale[0] != shape[axis]):
