@@ -52,7 +52,7 @@ NEEDS_REGRESSION = {"prediction"}
 
 
 def _scalars(out):
-    return [(m, s.name) for m, s in scalars_of(recorded_measures(out))]
+    return [(m, s.quantity) for m, s in scalars_of(recorded_measures(out))]
 
 
 def _arrays(out, measure):
