@@ -138,7 +138,7 @@ def analyze(
     reasons = skip_reasons(exp, cfg)  # every measure's, so the report can say why one is absent
     attrs["skipped"] = json.dumps(reasons)
     summary = AnalyzeSummary()
-    if not _plan(exp, cfg, out, summary, reasons, lambda e: None):
+    if not _plan(exp, cfg, out, summary, reasons, lambda e: None) and out.exists():
         final = attrs | {"summary": json.dumps(summarize(out))}
         if astore.index_current(out, attrs=final):  # nothing to write: no lock needed
             _say_plan(summary, [], on_event)
