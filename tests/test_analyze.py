@@ -63,6 +63,15 @@ def test_rerun_computes_nothing_and_new_parameters_recompute(train_store, analys
     assert len(other_seed.computed) == 4
 
 
+def test_a_tuple_setting_is_up_to_date_on_rerun(train_store, tmp_path):
+    # perturbation's radii are a tuple, stored as a JSON list: the two must compare equal
+    cfg = AnalysisConfig(measures=("perturbation",), radii=(0.1, 0.2), directions=1)
+    out = tmp_path / "tiny.analysis.h5"
+    first = analyze(train_store, out, cfg)
+    again = analyze(train_store, out, cfg)
+    assert first.computed and again.computed == [] and again.skipped == first.computed
+
+
 def test_index_links_every_result_for_plain_h5py(analysis):
     out, _ = analysis
     with h5py.File(out, "r") as f:

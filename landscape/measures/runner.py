@@ -99,7 +99,9 @@ def _up_to_date(out: Path, measure: str, key: str, params: dict) -> tuple[bool, 
         attrs = aread.result_attrs(out, measure, key, spec=spec(measure).describe())
     except StoreError as e:
         return False, str(e)
-    return json.loads(attrs["parameters"]) == params, None
+    # compared as stored: JSON turns a tuple setting (perturbation's radii) into a list, and
+    # a tuple never equals a list, so such results were recomputed by every call
+    return json.loads(attrs["parameters"]) == json.loads(json.dumps(params)), None
 
 
 def analyze(
