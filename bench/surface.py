@@ -111,12 +111,15 @@ class Case:
     data: DataConfig
     widths: tuple[int, ...]
     epochs: int  # Adam (lr 1e-3, batch 128) epochs from the xavier init, seed 0
+    model: str = "mlp"  # mlp | lenet (ModelConfig.name)
 
 
 # MNIST when the shared data are there, else a digits net of about the same size.
 CASES = {
     "mnist": Case(DataConfig(name="mnist", subset=2000), (32,), 10),
     "digits": Case(DataConfig(), (350,), 20),
+    "quick": Case(DataConfig(), (512,), 20),  # the quick preset's MLP 64-512-10
+    "lenet": Case(DataConfig(name="mnist", subset=2000), (), 2, model="lenet"),
 }
 
 
@@ -137,23 +140,39 @@ class Problem:
 # `train` (Adam 1e-3, batch 128, seeded shuffles) is hessian.py's: same trained point.
 
 
-def matmul_flops(model: nn.Module, n_examples: int) -> int:
-    """2 * examples * sum of in * out over the Linear layers: one forward's matmul FLOPs."""
-    linear = [m for m in model.modules() if isinstance(m, nn.Linear)]
-    return 2 * n_examples * sum(m.in_features * m.out_features for m in linear)
+def matmul_flops(model: nn.Module, x: torch.Tensor) -> int:
+    """One forward's multiply-add FLOPs over all examples of x: 2 * in * out per example for
+    a Linear, 2 * (in_channels * kernel area) per output number for a Conv2d."""
+    per_example = 0
+
+    def hook(m: nn.Module, _i: object, out: torch.Tensor) -> None:
+        nonlocal per_example
+        if isinstance(m, nn.Linear):
+            per_example += 2 * m.in_features * m.out_features
+        elif isinstance(m, nn.Conv2d):
+            area = m.kernel_size[0] * m.kernel_size[1]
+            per_example += 2 * out[0].numel() * (m.in_channels // m.groups) * area
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()]
+    with torch.no_grad():
+        model(x[:1])
+    for h in handles:
+        h.remove()
+    return per_example * len(x)
 
 
 def load_problem(case: Case, data_dir: Path, device: torch.device) -> Problem:
     ds = load_dataset(case.data, data_dir=data_dir, offline=True)
     x, y = torch.from_numpy(ds.x_train), torch.from_numpy(ds.y_train)
-    cfg = ModelConfig(widths=case.widths)
+    cfg = ModelConfig(name=case.model, widths=case.widths)
     model = build_model(cfg, input_shape=ds.input_shape, n_outputs=ds.n_outputs)
     init_parameters(model, cfg, generator=torch.Generator().manual_seed(0))
     train(model, x, y, case.epochs)  # on the CPU: the same trained point on any device
     model = model.to(device).eval()
     theta = torch.cat([p.detach().flatten() for p in model.parameters()])
     sizes = "-".join(str(s) for s in (x[0].numel(), *case.widths, ds.n_outputs))
-    title = f"MLP {sizes} ({len(theta):,} params), {ds.title} ({len(x):,} train), "
+    net = f"MLP {sizes}" if case.model == "mlp" else case.model.capitalize().replace("net", "Net")
+    title = f"{net} ({len(theta):,} params), {ds.title} ({len(x):,} train), "
     return Problem(
         title + f"Adam {case.epochs} epochs",
         model,
@@ -161,7 +180,7 @@ def load_problem(case: Case, data_dir: Path, device: torch.device) -> Problem:
         y.to(device),
         theta,
         Layout.of_parameters(model),
-        matmul_flops(model, len(x)),
+        matmul_flops(model, x.to(device)),
     )
 
 
@@ -193,8 +212,9 @@ def directions(p: Problem, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     return random_plane(p.theta, p.layout, generator=torch.Generator().manual_seed(seed))
 
 
-def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1) -> Grid:
-    """surface_2d_rows on an Objective with analyze's default budget (as `_plane` does)."""
+def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1, path: str = "auto") -> Grid:
+    """surface_2d_rows on an Objective with analyze's default budget (as `_plane` does);
+    `path` as `Objective`'s: auto (the library's choice), vmap or loop."""
     template = copy.deepcopy(p.model)  # FlatModel freezes its template
     objective = Objective(
         FlatModel(template),
@@ -203,6 +223,7 @@ def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1) -> Grid:
         loss="cross_entropy",
         classification=True,
         budget_bytes=BUDGET_BYTES or default_budget(p.x.device),
+        path=path,
     )
     d1, d2 = directions(p, seed)
     coords = grid_coordinates(n, SPAN)
@@ -217,6 +238,14 @@ def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1) -> Grid:
 
 def run_batched_plane(p: Problem, n: int, seed: int) -> Grid:
     return run_batched(p, n, seed, rows_per_call=n)
+
+
+def run_batched_vmap(p: Problem, n: int, seed: int) -> Grid:
+    return run_batched(p, n, seed, path="vmap")
+
+
+def run_batched_loop(p: Problem, n: int, seed: int) -> Grid:
+    return run_batched(p, n, seed, path="loop")
 
 
 def run_loop(p: Problem, n: int, seed: int) -> Grid:
@@ -293,6 +322,8 @@ def run_gemm_only(p: Problem, n: int, seed: int) -> Grid:
 METHODS: dict[str, Method] = {
     "batched": run_batched,
     "batched-plane": run_batched_plane,
+    "batched-vmap": run_batched_vmap,
+    "batched-loop": run_batched_loop,
     "loop": run_loop,
     "loop-module": run_loop_module,
     "loss-landscapes": run_loss_landscapes,
@@ -394,7 +425,7 @@ def measure(
         )
     checks = {"peak_gflops": peak / 1e9, "peak_gflops_max": max(peaks) / 1e9}
     ref = grids["loop"]
-    for m in ("batched", "batched-plane", "loop-module"):
+    for m in ("batched", "batched-plane", "batched-vmap", "batched-loop", "loop-module"):
         if m in grids:
             g = grids[m]
             rel = ((g.loss - ref.loss).abs() / ref.loss.abs()).max()
@@ -425,7 +456,7 @@ def print_block(n: int, rows: list[Row], checks: dict, repeats: int) -> None:
             f"  {r.method:<16} {r.median_s:>9.3f} {r.min_s:>8.3f} {r.points_per_s:>9.0f} "
             f"{r.gflops:>8.1f} {100 * r.frac_peak:>6.1f}% {x_loop:>7} {x_ll:>7}"
         )
-    for m in ("batched", "batched-plane", "loop-module"):
+    for m in ("batched", "batched-plane", "batched-vmap", "batched-loop", "loop-module"):
         if f"{m}_max_rel_diff" in checks:
             print(
                 f"  {m} vs loop: max rel diff of loss {checks[f'{m}_max_rel_diff']:.1e}, "
@@ -551,7 +582,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     t_start = time.perf_counter()
     p = first_available(args.data_dir, device, args.case)
-    print(f"problem: {p.title}; {p.flops_per_point / 1e6:.1f} MFLOP of matmuls per point")
+    if "gemm-only" in methods and any(isinstance(m, nn.Conv2d) for m in p.model.modules()):
+        methods.remove("gemm-only")  # it chains the Linear layers' matmuls: MLPs only
+    print(f"problem: {p.title}; {p.flops_per_point / 1e6:.1f} MFLOP of matmuls/convs per point")
     print(f"trained in {time.perf_counter() - t_start:.1f} s; warming up", flush=True)
     for m in methods:  # untimed: first torch.func / vmap calls pay one-time costs
         METHODS[m](p, 3, 0)

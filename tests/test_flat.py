@@ -4,7 +4,9 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import LOOP_MIN_NUMEL, FlatModel, Objective, stack_path
+from landscape.errors import ConfigError
+from tests.foreign_nets import make_resnet
 
 
 @pytest.fixture
@@ -66,3 +68,50 @@ def test_classification_accuracy_and_template_untouched(device):
     assert obj.evaluate(theta.unsqueeze(0)).acc.item() == 1.0
     for p, q in zip(template.parameters(), own, strict=True):
         assert torch.equal(p, q)
+
+
+def _path_problem(net: str) -> tuple[FlatModel, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 3, 8, 8, generator=gen)
+    y = torch.randint(0, 4, (40,), generator=gen)
+    torch.manual_seed(0)  # the layers' own initialization
+    if net == "mlp":
+        model = FlatModel(
+            nn.Sequential(nn.Flatten(), nn.Linear(192, 16), nn.ReLU(), nn.Linear(16, 4))
+        )
+    elif net == "conv":
+        layers = [nn.Conv2d(3, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 4)]
+        model = FlatModel(nn.Sequential(*layers))
+    else:  # BatchNorm re-estimated at every point: per-point statistics reach each forward
+        model = FlatModel(make_resnet(width=4, num_classes=4), bn="recalibrate", calibration=x)
+    return model, x, y
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv", "resnet-recalibrate"])
+# in examples' activations: one chunk; points in chunks of 3 (the budget assumes 40 rows
+# each); data in chunks of 20 rows (K = 1 per chunk)
+@pytest.mark.parametrize("rows", [10**6, 120, 20])
+def test_loop_and_vmap_paths_store_the_same_numbers(net, rows):
+    model, x, y = _path_problem(net)
+    budget = rows * model.activation_numel(x) * 4
+    gen = torch.Generator().manual_seed(4)
+    theta = torch.cat([p.detach().flatten() for p in model.template.parameters()])
+    thetas = theta + 0.5 * torch.randn(6, model.size, generator=gen)
+    kw = {"loss": "cross_entropy", "classification": True, "budget_bytes": budget}
+    loop = Objective(model, x, y, path="loop", **kw).evaluate(thetas)
+    stacked = Objective(model, x, y, path="vmap", **kw).evaluate(thetas)
+    torch.testing.assert_close(loop.loss, stacked.loss, rtol=1e-6, atol=0)
+    torch.testing.assert_close(loop.acc, stacked.acc, rtol=0, atol=1e-6)
+    assert loop.acc.min() < loop.acc.max() or loop.loss.min() < loop.loss.max()  # not constant
+
+
+def test_path_auto_loops_over_big_forwards_on_a_cpu_only():
+    model, x, y = _path_problem("mlp")  # 40 examples x 232 activations: a small forward
+    obj = Objective(model, x, y, loss="cross_entropy", classification=True)
+    assert obj.path == "vmap"
+    big = Objective(model, x.repeat(40, 1, 1, 1), y.repeat(40), loss="cross_entropy",
+                    classification=True)  # fmt: skip
+    assert big.path == "loop"  # 1,600 x 232 >= LOOP_MIN_NUMEL
+    assert stack_path(torch.device("cuda"), LOOP_MIN_NUMEL * 100) == "vmap"
+    with pytest.raises(ConfigError, match="path 'fast': expected one of auto, vmap, loop"):
+        Objective(model, x, y, loss="cross_entropy", classification=True, path="fast")

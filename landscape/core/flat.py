@@ -26,6 +26,7 @@ from torch.func import functional_call, grad, vmap
 
 from landscape.core.batched import LossFn, accuracy, activation_numel, loss_function
 from landscape.core.private_copy import derived, norm_layers, private_copy
+from landscape.errors import ConfigError
 
 BN_MODES = ("stored", "recalibrate", "batch")
 
@@ -193,6 +194,29 @@ def _fresh(name: str, buffer: torch.Tensor, norms: list, module: nn.Module) -> t
     return torch.ones_like(buffer) if name.endswith("running_var") else torch.zeros_like(buffer)
 
 
+STACK_PATHS = ("auto", "vmap", "loop")
+# On a CPU, one point's forward over the whole dataset is already a good GEMM for MKL, and
+# vmap's (K, B, width) activations (38 MB for a 21-point row of the digits MLP 64-512-10)
+# stream through memory in separate bias, activation and loss passes that a point's own
+# forward keeps in cache (addmm fuses the bias). Below this many activation numbers per point
+# (examples x `activation_numel`) a forward is short enough that its per-call overhead
+# dominates, and vmap's one call for K points wins. bench/surface.py prints both paths.
+LOOP_MIN_NUMEL = 2**18
+# A point's activations per data chunk on the loop path, at most: a LeNet's on 1,000 MNIST
+# images (60 MB) ran 1.5x faster in chunks of 256 (15 MB) that stay near the cache.
+LOOP_CHUNK_BYTES = 16 * 2**20
+
+
+def stack_path(device: torch.device, point_numel: int, path: str = "auto") -> str:
+    """How `Objective.evaluate` runs K points: 'vmap' (one stacked call) or 'loop' (one
+    forward per point). 'auto': vmap on accelerators, and on a CPU for forwards of fewer than
+    LOOP_MIN_NUMEL activation numbers per point; loop otherwise. The values do not depend on
+    the path beyond float rounding."""
+    if path != "auto":
+        return path
+    return "loop" if device.type == "cpu" and point_numel >= LOOP_MIN_NUMEL else "vmap"
+
+
 @dataclass(frozen=True)
 class Evaluation:
     loss: torch.Tensor  # (K,) mean loss over the dataset (nats for cross-entropy)
@@ -215,7 +239,13 @@ class Objective:
         loss: str | LossFn,
         classification: bool,
         budget_bytes: int = 256 * 2**20,
+        path: str = "auto",
     ):
+        if path not in STACK_PATHS:
+            raise ConfigError(
+                f"Objective: path {path!r}: expected one of {', '.join(STACK_PATHS)}; 'auto' "
+                "chooses by device and model size (see stack_path)"
+            )
         self.model, self.x, self.y = model, x, y
         # a name (cross_entropy, mse) or a stacked loss: outputs (K, B, ...), y (K, B, ...) -> (K,)
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
@@ -223,6 +253,7 @@ class Objective:
         self.classification = classification
         self.budget = budget_bytes
         self.act = model.activation_numel(x)
+        self.path = stack_path(x.device, self.act * self.n, path)  # 'vmap' or 'loop'
 
     @property
     def n(self) -> int:
@@ -256,15 +287,33 @@ class Objective:
         loss = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
         acc = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
         buffers = self.model.point_buffers(thetas)
-        for xb, yb, w in self._data_chunks(self._rows(k, 1)):
-            out = self.model.forward_stack(thetas, xb, buffers)
-            yk = yb.unsqueeze(0).expand(k, *yb.shape)
-            loss += self._loss(out, yk) * w
-            if self.classification:
-                acc += accuracy(out, yk) * w
+        loop = self.path == "loop"
+        groups = [slice(j, j + 1) for j in range(k)] if loop else [slice(0, k)]  # of the K points
+        for xb, yb, w in self._data_chunks(self._eval_rows(k)):
+            for g in groups:  # data outside, points inside: one pass over a streamed source
+                out = self._forward_points(thetas[g], xb, None if buffers is None else buffers[g])
+                yk = yb.unsqueeze(0).expand(len(out), *yb.shape)
+                loss[g] += self._loss(out, yk) * w
+                if self.classification:
+                    acc[g] += accuracy(out, yk) * w
         if not self.classification:
             acc.fill_(float("nan"))
         return loss, acc
+
+    def _eval_rows(self, k: int) -> int:
+        """Examples per data chunk of an evaluation of k points (on the loop path, one point's
+        activations at a time, in chunks of at most LOOP_CHUNK_BYTES)."""
+        if self.path == "vmap" or self.model.bn == "batch":  # bn='batch': fixed batches
+            return self._rows(k, 1)
+        return min(self._rows(1, 1), max(1, LOOP_CHUNK_BYTES // (4 * self.act)))
+
+    def _forward_points(
+        self, thetas: torch.Tensor, xb: torch.Tensor, buffers: torch.Tensor | None
+    ) -> torch.Tensor:
+        """thetas (K, P) -> outputs (K, B, ...): one plain forward when K = 1 (no vmap)."""
+        if len(thetas) == 1:
+            return self.model.forward(thetas[0], xb, None if buffers is None else buffers[0])[None]
+        return self.model.forward_stack(thetas, xb, buffers)
 
     def _chunk_loss(
         self,
