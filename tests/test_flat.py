@@ -106,12 +106,13 @@ def test_loop_and_vmap_paths_store_the_same_numbers(net, rows):
 
 
 def test_path_auto_loops_over_big_forwards_on_a_cpu_only():
-    model, x, y = _path_problem("mlp")  # 40 examples x 232 activations: a small forward
+    model, x, y = _path_problem("mlp")  # Flatten (a view: not computed), 16, 16, 4 per example
+    assert model.activation_numel(x) == 192 + 36 and model.activation_numel(x, views=False) == 36
     obj = Objective(model, x, y, loss="cross_entropy", classification=True)
-    assert obj.path == "vmap"
-    big = Objective(model, x.repeat(40, 1, 1, 1), y.repeat(40), loss="cross_entropy",
+    assert obj.path == "vmap"  # 40 x 36 numbers per point
+    big = Objective(model, x.repeat(200, 1, 1, 1), y.repeat(200), loss="cross_entropy",
                     classification=True)  # fmt: skip
-    assert big.path == "loop"  # 1,600 x 232 >= LOOP_MIN_NUMEL
+    assert big.path == "loop"  # 8,000 x 36 >= LOOP_MIN_NUMEL
     assert stack_path(torch.device("cuda"), LOOP_MIN_NUMEL * 100) == "vmap"
     with pytest.raises(ConfigError, match="path 'fast': expected one of auto, vmap, loop"):
         Objective(model, x, y, loss="cross_entropy", classification=True, path="fast")

@@ -148,13 +148,20 @@ class ModuleEngine:
 Engine = StackedEngine | ModuleEngine
 
 
-def activation_numel(template: nn.Module, example: torch.Tensor) -> int:
-    """Numbers produced by all leaf layers for one example: a proxy for activation memory."""
+def activation_numel(template: nn.Module, example: torch.Tensor, *, views: bool = True) -> int:
+    """Numbers produced by all leaf layers for one example: a proxy for activation memory.
+
+    `views=False` leaves out outputs that share their input's storage (Flatten, an eval-mode
+    Dropout): the numbers a forward actually computes and writes.
+    """
     total = 0
 
-    def hook(_m: nn.Module, _i: object, out: torch.Tensor) -> None:
+    def hook(_m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
         nonlocal total
-        total += out.numel()
+        ins = [t for t in inputs if isinstance(t, torch.Tensor)]
+        same = any(t.untyped_storage().data_ptr() == out.untyped_storage().data_ptr() for t in ins)
+        if views or not same:
+            total += out.numel()
 
     leaves = [m for m in template.modules() if not list(m.children())]
     handles = [m.register_forward_hook(hook) for m in leaves]

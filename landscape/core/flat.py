@@ -103,11 +103,12 @@ class FlatModel:
         """The private copy with BatchNorm in train mode: 'batch' or 'calibrate'."""
         return derived(self._private, kind)
 
-    def activation_numel(self, x: torch.Tensor) -> int:
-        """Numbers all leaf layers produce for one example of x (B, ...): a memory proxy."""
-        cache, key = self._private.activations, tuple(x.shape[1:])
+    def activation_numel(self, x: torch.Tensor, *, views: bool = True) -> int:
+        """Numbers all leaf layers produce for one example of x (B, ...): a memory proxy.
+        `views=False`: without outputs that are views of their input (see batched's)."""
+        cache, key = self._private.activations, (*x.shape[1:], views)
         if key not in cache:
-            cache[key] = activation_numel(self.template, x[:1]) if len(x) else 1
+            cache[key] = activation_numel(self.template, x[:1], views=views) if len(x) else 1
         return cache[key]
 
     def _buffers(self, device: torch.device, buffers: torch.Tensor | None) -> dict:
@@ -199,7 +200,7 @@ STACK_PATHS = ("auto", "vmap", "loop")
 # vmap's (K, B, width) activations (38 MB for a 21-point row of the digits MLP 64-512-10)
 # stream through memory in separate bias, activation and loss passes that a point's own
 # forward keeps in cache (addmm fuses the bias). Below this many activation numbers per point
-# (examples x `activation_numel`) a forward is short enough that its per-call overhead
+# (examples x activation_numel without views) a forward is short enough that its per-call overhead
 # dominates, and vmap's one call for K points wins. bench/surface.py prints both paths.
 LOOP_MIN_NUMEL = 2**18
 # A point's activations per data chunk on the loop path, at most: a LeNet's on 1,000 MNIST
@@ -253,7 +254,8 @@ class Objective:
         self.classification = classification
         self.budget = budget_bytes
         self.act = model.activation_numel(x)
-        self.path = stack_path(x.device, self.act * self.n, path)  # 'vmap' or 'loop'
+        computed = model.activation_numel(x, views=False)  # Flatten's view costs nothing
+        self.path = stack_path(x.device, computed * self.n, path)  # 'vmap' or 'loop'
 
     @property
     def n(self) -> int:
