@@ -254,8 +254,15 @@ class Objective:
         self.classification = classification
         self.budget = budget_bytes
         self.act = model.activation_numel(x)
-        computed = model.activation_numel(x, views=False)  # Flatten's view costs nothing
-        self.path = stack_path(x.device, computed * self.n, path)  # 'vmap' or 'loop'
+        self._path = path  # resolved on first use: a subclass may set up `n` after this
+
+    @property
+    def path(self) -> str:
+        """'vmap' or 'loop': how `evaluate` runs K points (see `stack_path`)."""
+        if self._path == "auto":
+            computed = self.model.activation_numel(self.x, views=False)  # Flatten's view: free
+            self._path = stack_path(self.x.device, computed * self.n)
+        return self._path
 
     @property
     def n(self) -> int:
