@@ -65,3 +65,16 @@ def test_cross_entropy_under_vmap_and_grad_equals_torch():
     g_ours = torch.func.vmap(torch.func.grad(one(shifted_cross_entropy)))(z, y)
     g_theirs = torch.func.vmap(torch.func.grad(one(torch_cross_entropy)))(z, y)
     torch.testing.assert_close(g_ours, g_theirs, rtol=1e-5, atol=1e-7)
+
+
+def test_cross_entropy_is_shifted_without_autograd_and_log_softmax_with_it():
+    # training (gradients) keeps nn.functional's exact numbers, so trained weights do not move
+    gen = torch.Generator().manual_seed(5)
+    z = 3 * torch.randn(4, 33, 10, generator=gen)
+    y = torch.randint(0, 10, (4, 33), generator=gen)
+    with torch.no_grad():
+        assert torch.equal(cross_entropy(z, y), shifted_cross_entropy(z, y))
+    assert torch.equal(cross_entropy(z, y), torch_cross_entropy(z, y))
+    wide = torch.randn(2, 5, 40, generator=gen)  # above SHIFTED_MAX_CLASSES: log_softmax always
+    with torch.no_grad():
+        assert torch.equal(cross_entropy(wide, y[:2, :5]), torch_cross_entropy(wide, y[:2, :5]))
