@@ -3,8 +3,10 @@
 The problem: MLP 784-32-10 (25,450 parameters) trained with Adam (lr 1e-3, batch 128, 10
 epochs, seed 0) on 2,000 MNIST training images from ../shared/data; when MNIST is absent, or
 with `--case digits`, MLP 64-350-10 (26,260 parameters, 20 epochs) on the 1,297 digits training
-examples. Every method computes the loss (and, except loss-landscapes, the accuracy) on those
-training examples at every point of an n x n grid (n = 21 and 51) on a plane through the
+examples; `--case quick`, the quick preset's MLP 64-512-10 (38,410 parameters, 20 epochs) on
+them; `--case lenet`, the toolkit's LeNet (2 epochs) on the 2,000 MNIST images. Every method
+computes the loss (and, except loss-landscapes, the accuracy) on those training examples at
+every point of an n x n grid (n = 21 and 51) on a plane through the
 trained point theta along two random filter-normalized directions. Each run is timed end to
 end, direction creation included, one-time training excluded, and every method takes one turn
 per repeat (who goes first rotates), so a change in machine load hits all alike. Methods:
@@ -14,6 +16,9 @@ per repeat (who goes first rotates), so a change in machine load hits all alike.
   `surface_2d_rows` over all rows, one row (n points) per `Objective.evaluate` call.
 - `batched-plane`: the same evaluator given the whole plane (n * n points) in one call
   (`rows_per_call=n`; the objective chunks it to its memory budget).
+- `batched-vmap`, `batched-loop`: `batched` with the evaluator's path forced
+  (`Objective(path=...)`): all points of a call in one vmapped forward, or one plain forward
+  per point; `batched` takes the library's choice (`flat.stack_path`).
 - `loop`: the naive way: for each grid point theta + a d1 + b d2 (the same directions and
   coordinates as `batched`), one `torch.func.functional_call` forward over all examples under
   `torch.no_grad`, `loss.item()` and `accuracy.item()`.
@@ -28,7 +33,7 @@ per repeat (who goes first rotates), so a change in machine load hits all alike.
   default device.
 - `gemm-only` (info): per point only the forward's matrix products x W1^T, h W2^T, ... (no
   bias, activation, loss or point construction): the floor of any per-point method, and how
-  much of the peak a matmul of this shape can reach.
+  much of the peak a matmul of this shape can reach. MLPs only (left out for LeNet).
 
 Columns of the table (one block per grid size):
 
@@ -36,7 +41,8 @@ Columns of the table (one block per grid size):
   by default); `min s`: the fastest.
 - `points/s`: n * n / median seconds (higher is better).
 - `GFLOP/s`: forward matmul FLOPs per point (2 * examples * sum of in * out over the Linear
-  layers: 101.6 MFLOP for the MNIST MLP) times n * n, over the median seconds.
+  layers: 101.6 MFLOP for the MNIST MLP; plus 2 * in_channels * kernel area per output number
+  of a Conv2d) times n * n, over the median seconds.
 - `% peak`: GFLOP/s over the matmul peak measured in the same run: the median over repeats of
   a square float32 matmul (2048 on a CPU, 8192 on CUDA; `--peak-size`) timed three times per
   repeat, 2 m^3 FLOP over its median time.
@@ -55,6 +61,7 @@ bench/SURFACE.md.
     .bench/venv/bin/python bench/surface.py --device cuda --json /tmp/surface.json
     python bench/surface.py --threads 1 --clock cpu     # on a CPU shared with other jobs
     python bench/surface.py --case digits --grids 21 --budget-mb 16   # other net, other budget
+    python bench/surface.py --case lenet --grids 5 --methods batched,batched-vmap,loop
 
 `--threads` (default: the number of CPUs, os.cpu_count()) sets torch's intra-op threads.
 On a CPU shared with other jobs, `--threads 1 --clock cpu` times every method (and the peak)
