@@ -6,6 +6,7 @@ from torch import nn
 
 from landscape.core.flat import LOOP_MIN_NUMEL, FlatModel, Objective, stack_path
 from landscape.errors import ConfigError
+from landscape.probe.data import as_source
 from tests.foreign_nets import make_resnet
 
 
@@ -116,3 +117,28 @@ def test_path_auto_loops_over_big_forwards_on_a_cpu_only():
     assert stack_path(torch.device("cuda"), LOOP_MIN_NUMEL * 100) == "vmap"
     with pytest.raises(ConfigError, match="path 'fast': expected one of auto, vmap, loop"):
         Objective(model, x, y, loss="cross_entropy", classification=True, path="fast")
+
+
+def test_streamed_batches_give_the_same_numbers_on_both_paths():
+    # the loop path takes the data outside and the points inside: each batch is read once
+    model, x, y = _path_problem("conv")
+    batches = [(x[i : i + 7], y[i : i + 7]) for i in range(0, len(x), 7)]  # a last batch of 5
+    passes = []
+
+    class Loader:  # re-iterable, counting the passes over it
+        def __iter__(self):
+            passes.append(1)
+            return iter(batches)
+
+    source = as_source(Loader(), loss="cross_entropy")
+    theta = torch.cat([p.detach().flatten() for p in model.template.parameters()])
+    thetas = theta + 0.5 * torch.randn(4, model.size, generator=torch.Generator().manual_seed(6))
+    kw = {"loss": "cross_entropy", "classification": True}
+    whole = Objective(model, x, y, path="vmap", **kw).evaluate(thetas)
+    for path in ("vmap", "loop"):
+        objective = source.objective(model, path=path, **kw)
+        before = len(passes)
+        streamed = objective.evaluate(thetas)
+        assert len(passes) == before + 1  # one pass for all 4 points
+        torch.testing.assert_close(streamed.loss, whole.loss, rtol=1e-6, atol=0)
+        torch.testing.assert_close(streamed.acc, whole.acc, rtol=0, atol=1e-6)
