@@ -287,3 +287,24 @@ def test_equal_steps_compares_overfit_at_the_normal_runs_step_count(analysis):
     assert equal["ratio_overfit_over_normal"] == pytest.approx(
         equal["overfit"]["mean"] / equal["normal"]["mean"]
     )
+
+
+def test_a_result_is_recomputed_when_its_run_file_changes(tmp_path):
+    """A cached result is keyed by the checksums of the run files it was computed from: a run
+    written anew (here its checkpoints moved by 1 in every coordinate) recomputes the results
+    that read it, and only those."""
+    path = tmp_path / "tiny.h5"
+    train_experiment(tiny_config(), path)
+    out = tmp_path / "tiny.analysis.h5"
+    analyze(path, out, AnalysisConfig(measures=("distance", "pair_distance")))
+    before = read_result(out, "distance", "normal-001")["l2"][-1]
+    run_path = path.parent / "tiny.runs" / "normal-001.h5"
+    with h5py.File(run_path, "r+") as f:
+        f["checkpoints/params"][...] = f["checkpoints/params"][...] + 1.0
+    again = analyze(path, out, AnalysisConfig(measures=("distance", "pair_distance")))
+    assert sorted(again.computed) == ["distance/normal-001", "pair_distance/pair-001"]
+    run = read_run(path, "normal-001")
+    after = read_result(out, "distance", "normal-001")["l2"][-1]
+    expected = np.linalg.norm(run["checkpoints"]["params"][-1] - run["init"]["params"])
+    np.testing.assert_allclose(after, expected, rtol=1e-6)
+    assert after > before + 10

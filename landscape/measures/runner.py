@@ -91,15 +91,29 @@ def resolve_bn(cfg: AnalysisConfig, exp: Experiment) -> AnalysisConfig:
     return dataclasses.replace(cfg, bn=bn)
 
 
-def _up_to_date(out: Path, measure: str, key: str, params: dict) -> tuple[bool, str | None]:
-    """(whether the stored result has these parameters, the problem of a damaged one)."""
+def _up_to_date(
+    out: Path, measure: str, key: str, params: dict, inputs: dict[str, str]
+) -> tuple[bool, str | None]:
+    """(whether the stored result has these parameters and was computed from run files with
+    these checksums, the problem of a damaged one)."""
     if not os.path.lexists(astore.result_file(out, measure, key)):
         return False, None
     try:
         attrs = aread.result_attrs(out, measure, key, spec=spec(measure).describe())
     except StoreError as e:
         return False, str(e)
-    return json.loads(attrs["parameters"]) == params, None
+    # a result written before inputs were recorded has none: computed afresh, never trusted
+    recorded = attrs.get("inputs")
+    return json.loads(attrs["parameters"]) == params and recorded == _inputs_text(inputs), None
+
+
+def inputs_of(exp: Experiment, key: str) -> dict[str, str]:
+    """{run id: sha256 of its file} for the runs result `key` is computed from."""
+    return {r: exp.checksum(r) for r in runs_of_key(exp, key) or exp.run_ids}
+
+
+def _inputs_text(inputs: dict[str, str]) -> str:
+    return json.dumps(inputs, sort_keys=True)
 
 
 def analyze(
@@ -148,7 +162,7 @@ def analyze(
         summary = AnalyzeSummary()  # planned again: another analyze may have computed some
         todo = _plan(exp, cfg, out, summary, reasons, on_event)
         tasks = [ResultTask(Path(train_path), attrs["train_store_sha256"], out, cfg, options,
-                            m, k, budget) for m, k in todo]  # fmt: skip
+                            m, k, budget, inputs_of(exp, k)) for m, k in todo]  # fmt: skip
         _compute_locked(exp, out, attrs, tasks, summary, on_event, executor)
     return summary
 
@@ -205,11 +219,13 @@ class ResultTask:
     measure: str
     key: str
     budget: int
+    inputs: dict[str, str]  # {run id: sha256 of the run file} as planned
 
 
 def _compute_and_write(exp: Experiment, task: ResultTask) -> str:
     """Compute one result and write its file (atomically); return its headline."""
     parts = parts_of(task)
+    exp.forget_changed(task.inputs)
     result = _compute(exp, task.cfg, parts, task.measure, task.key, task.budget)
     astore.write_result(task.out, task.measure, task.key, result)
     parts.clear()
@@ -223,6 +239,7 @@ def parts_of(task: ResultTask) -> astore.Parts:
         "key": task.key,
         "parameters": task.cfg.parameters(task.measure),
         "train_store_sha256": task.train_sha256,
+        "inputs": task.inputs,
     }
     # through JSON once, as stored: a tuple setting must compare equal to the list read back
     return astore.Parts(task.out, task.measure, task.key, json.loads(json.dumps(stamp)))
@@ -268,7 +285,7 @@ def _plan(
             if key in reasons.get(name, {}):
                 summary.not_applicable[f"{name}/{key}"] = reasons[name][key]
                 continue
-            current, problem = _up_to_date(out, name, key, params)
+            current, problem = _up_to_date(out, name, key, params, inputs_of(exp, key))
             if problem:
                 on_event(Event("note", f"{name} {key}: damaged, computing it afresh ({problem})"))
             if current:
@@ -298,6 +315,7 @@ def _compute(
     result.attrs.update(
         {
             "parameters": json.dumps(cfg.parameters(measure)),
+            "inputs": _inputs_text(inputs_of(exp, key)),
             "seed": seed,
             "seconds": time.perf_counter() - started,
             "train_store": str(exp.path),

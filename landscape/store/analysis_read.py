@@ -64,6 +64,7 @@ def read_index(index_path: Path) -> dict[str, Any]:
         attrs = r.attrs()
         for name in ("config", "summary"):
             r.json_attr(name, dict, default={})
+        r.json_attr("skipped", dict, default={})
         measures = r.json_attr("measures", dict, default={})
         r.attr("train_store", str, default="")
         r.attr("train_store_sha256", str, default="")

@@ -206,7 +206,9 @@ def open_h5(path: Path, *, what: str, inside: Path | None = None) -> Iterator[H5
         ) from None
     try:
         with f:
-            yield H5(f, Path(path), what)
+            h5 = H5(f, Path(path), what)
+            h5.check_manifest()
+            yield h5
     except StoreError:
         raise
     except DAMAGE as e:
@@ -215,7 +217,13 @@ def open_h5(path: Path, *, what: str, inside: Path | None = None) -> Iterator[H5
 
 def _say(e: BaseException) -> str:
     text = str(e) or type(e).__name__
+    if "filter returned failure during read" in text:  # Fletcher-32 (h5write.array)
+        text = "its checksum does not match its data: the bytes on disk were damaged"
     return text if len(text) < 300 else text[:300] + "..."
+
+
+# the root attribute where a writer lists every array it wrote (landscape.store.h5write)
+MANIFEST = "landscape_arrays"
 
 
 class H5:
@@ -326,7 +334,7 @@ class H5:
         manager = self.node(obj).attrs
         out = {}
         for name in self.attr_names(obj):
-            if name in ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME"):
+            if name in ("DIMENSION_LIST", "REFERENCE_LIST", "CLASS", "NAME", MANIFEST):
                 continue
             where = f"attribute {name!r} of {obj}"
             with self.guard(where, "a plain value"):
@@ -341,6 +349,27 @@ class H5:
         if aid.dtype.kind not in "biufSOU" or h5py.check_dtype(ref=aid.dtype) is not None:
             raise self.error(where, "a number or text", f"an attribute of type {aid.dtype}")
         return plain(manager[name])
+
+    def check_manifest(self) -> None:
+        """Every array the file's writer listed (`h5write.MANIFEST`) is still there: a deleted
+        array is damage, not an optional array left out. Files without the list pass."""
+        if MANIFEST not in self.attr_names("/"):
+            return
+        where = f"attribute {MANIFEST!r} of /"
+        with self.guard(where, "JSON text"):
+            text = self._plain(self.f.attrs, MANIFEST, where)
+        if not isinstance(text, str):
+            raise self.error(where, "JSON text", _short(text))
+        try:
+            names = json.loads(text)
+        except DAMAGE as e:
+            raise self.error(where, "JSON text", f"text JSON cannot parse ({_say(e)})") from None
+        if not isinstance(names, list):
+            raise self.error(where, "a JSON list", _short(names))
+        for name in names:
+            if not isinstance(name, str):
+                raise self.error(f"attribute {MANIFEST!r}", "array names", _short(name))
+            self.dataset(name)
 
     # -- arrays ---------------------------------------------------------------------------------
 
