@@ -327,7 +327,7 @@ def test_bad_method_arguments_are_refused():
         probe.surface2d(grid=4)
     with pytest.raises(ConfigError, match="same architecture"):
         probe.interpolate(nn.Linear(5, 3))
-    with pytest.raises(ConfigError, match="sgd, adam-full"):
+    with pytest.raises(ConfigError, match="sgd, sgd-paper, adam-full"):
         probe.restart("lbfgs")
     with pytest.raises(ConfigError, match="either seed= or generator="):
         probe.hessian(seed=1, generator=torch.Generator())

@@ -242,7 +242,8 @@ class Probe:
         generator: torch.Generator | None = None,
     ) -> ProbeResult:
         """Train a copy of theta on `data` with a recipe of `landscape analyze` ("sgd": SGD
-        lr 0.1, batch 64, 20 epochs; "adam-full": full-batch Adam 1e-3, 300 steps), logging
+        lr 0.1, batch 64, 20 epochs; "sgd-paper", the authors': SGD lr 0.5, batch 64, 20,000
+        steps; "adam-full": full-batch Adam 1e-3, 300 steps), logging
         loss, accuracy, gradient norm and distance moved; then the line from theta to the end.
         `init`: a point to measure the distance from (e.g. the model at initialization).
         Needs `data` as tensors (minibatches are drawn across the whole set)."""
