@@ -29,6 +29,8 @@ def test_lenet_paper_has_the_authors_328870_parameters_on_mnist():
 def test_lenet_paper_on_cifar_pools_three_times_like_their_convnet_cifar():
     # conv 3*16*25+16, then as on MNIST; fc 4*4*64 -> 84 -> 10
     assert _params("lenet-paper", (3, 32, 32)) == 1216 + 12_832 + 51_264 + 1024 * 84 + 84 + 850
+    model = build_model(ModelConfig(name="lenet-paper"), input_shape=(3, 32, 32), n_outputs=10)
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 10)
 
 
 def test_lenet_paper_ends_in_two_linear_layers_with_nothing_between():
