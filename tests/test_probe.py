@@ -77,6 +77,11 @@ def test_interpolation_between_two_points_is_the_closed_form_loss_on_the_line():
     assert r.alpha[0] == -0.5 and r.alpha[-1] == 1.5 and np.isnan(r.train_acc).all()
     # the loss on a line is a parabola: no barrier above the chord
     assert r.attrs["barrier_train_loss"] <= 1e-12
+    # its largest rise is the climb from the parabola's lowest point in [0, 1] to the end
+    inside = [v for t, v in zip(r.alpha, exact, strict=True) if 0 <= t <= 1]
+    climb = max(v - min(inside[: i + 1]) for i, v in enumerate(inside))
+    assert r.attrs["rise_train_loss"] == pytest.approx(climb, rel=1e-12, abs=1e-15)
+    assert "barrier_train_error" not in r.attrs  # regression: no error, no error barrier
 
 
 # -- batches: a DataLoader gives the full-batch numbers ----------------------------------------
@@ -322,7 +327,7 @@ def test_bad_method_arguments_are_refused():
         probe.surface2d(grid=4)
     with pytest.raises(ConfigError, match="same architecture"):
         probe.interpolate(nn.Linear(5, 3))
-    with pytest.raises(ConfigError, match="sgd, adam-full"):
+    with pytest.raises(ConfigError, match="sgd, sgd-paper, adam-full"):
         probe.restart("lbfgs")
     with pytest.raises(ConfigError, match="either seed= or generator="):
         probe.hessian(seed=1, generator=torch.Generator())

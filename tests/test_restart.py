@@ -46,11 +46,11 @@ def test_restart_reaches_the_least_squares_minimum(least_squares, r):
     assert res.grad_norm[-1] < res.grad_norm[0] and res.diverged_step == -1
 
 
-def test_recipes_are_the_papers():
-    assert RECIPES["sgd"].optimizer == "sgd" and RECIPES["sgd"].lr == 0.1
-    assert RECIPES["sgd"].batch_size == 64
+def test_recipes_ours_and_the_authors():
+    assert RECIPES["sgd"] == Recipe("sgd", lr=0.1, batch_size=64, epochs=20)  # ours (CPU)
+    assert RECIPES["sgd-paper"] == Recipe("sgd", lr=0.5, batch_size=64, steps=20_000)
     assert RECIPES["adam-full"] == Recipe("adam", lr=1e-3, batch_size=0, steps=300)
-    with pytest.raises(ConfigError, match="known: sgd, adam-full"):
+    with pytest.raises(ConfigError, match="known: sgd, sgd-paper, adam-full"):
         recipe("lbfgs")
 
 

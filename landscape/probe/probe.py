@@ -198,15 +198,21 @@ class Probe:
         alpha_max: float = 1.5,
     ) -> ProbeResult:
         """Loss and accuracy on (1 - alpha) theta + alpha theta_other, alpha from alpha_min to
-        alpha_max (0 and 1 on the grid), and each split's barrier height over [0, 1].
-        `other`: a module of the same architecture, or a flat vector (P,)."""
+        alpha_max (0 and 1 on the grid), and over [0, 1] each split's loss barrier (Entezari et
+        al. 2022; `barrier_<split>_loss`), error barrier (Frankle et al. 2020;
+        `barrier_<split>_error`, classification only) and largest loss rise (Lucas et al. 2021;
+        `rise_<split>_loss`, 0 = monotone): the barriers between two minima, the rise from an
+        initial point. `other`: a module of the same architecture, or a flat vector (P,)."""
         started = time.perf_counter()
         b = other_point(other, self.model.layout, self.theta)
         alphas = default_alphas(alpha_points, alpha_min, alpha_max)
         values: dict[str, Any] = {"alpha": alphas}
         attrs: dict[str, Any] = {"a": "model", "b": "other"}
         line(self.objectives(), self.theta, b, alphas, "", values, attrs)
-        attrs["headline"] = f"train barrier {attrs['barrier_train_loss']:.3g}"
+        attrs["headline"] = (
+            f"train loss barrier {attrs['barrier_train_loss']:.3g} (Entezari et al.), largest "
+            f"train loss rise {attrs['rise_train_loss']:.3g}"
+        )
         params = {"alpha_points": alpha_points, "alpha_min": alpha_min, "alpha_max": alpha_max}
         return self._result("interpolation", values, attrs, params, None, started, "line.model")
 
@@ -236,7 +242,8 @@ class Probe:
         generator: torch.Generator | None = None,
     ) -> ProbeResult:
         """Train a copy of theta on `data` with a recipe of `landscape analyze` ("sgd": SGD
-        lr 0.1, batch 64, 20 epochs; "adam-full": full-batch Adam 1e-3, 300 steps), logging
+        lr 0.1, batch 64, 20 epochs; "sgd-paper", the authors': SGD lr 0.5, batch 64, 20,000
+        steps; "adam-full": full-batch Adam 1e-3, 300 steps), logging
         loss, accuracy, gradient norm and distance moved; then the line from theta to the end.
         `init`: a point to measure the distance from (e.g. the model at initialization).
         Needs `data` as tensors (minibatches are drawn across the whole set)."""

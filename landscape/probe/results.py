@@ -202,7 +202,8 @@ def _interpolation(r: ProbeResult, ax: Axes | None) -> Figure:
         xlabel=f"α: θ(α) = (1 − α) θ_{ends[0]} + α θ_{ends[1]}",
         ylabel=f"loss ({r.units['train_loss']})",
         markers={"a": (0.0, ends[0]), "b": (1.0, ends[1])},
-        title=f"barrier (train) {float(r.attrs['barrier_train_loss']):.3g}",
+        title=f"train loss barrier (Entezari) {float(r.attrs['barrier_train_loss']):.3g}, "
+        f"largest rise (0 = monotone) {float(r.attrs['rise_train_loss']):.3g}",
     )
 
 
