@@ -15,7 +15,7 @@ Two of its own features close that:
   one.
 
 What is left unchecked: 0-d (scalar) datasets, whose data HDF5 cannot filter, and the global
-heap that holds variable-length strings (checked for sanity by `h5read.check_global_heaps`).
+heap that holds variable-length strings (checked for sanity by `h5files.check_global_heaps`).
 Files written before this (HDF5's default earliest format, no filter) are read as before.
 """
 
