@@ -336,4 +336,5 @@ SPEC = MeasureSpec(
             "line_barrier_train_error",
         ),
     ),
+    figures=("curve_normal_overfit",),
 )
