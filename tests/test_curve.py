@@ -139,3 +139,27 @@ def test_analyze_trains_every_seeds_curve_as_one_stack(tmp_path, monkeypatch):
     summary = summarize(tmp_path / "together.h5")
     for q in ("curve_train_loss_barrier", "curve_line_train_loss_barrier"):
         assert summary[q]["pairs"]["n"] == 2
+
+
+def test_batchnorm_is_recalibrated_along_the_curve_and_at_the_logged_midpoint():
+    """With bn='recalibrate' every evaluated point of the curve, the loop's midpoint too, gets
+    statistics re-estimated at that point (not the stored ones of an endpoint)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(96, 4, generator=g), torch.randint(0, 3, (96,), generator=g)
+    recal = FlatModel(net, bn="recalibrate", calibration=x, bn_batch=32)
+    obj = Objective(recal, x, y, loss="cross_entropy", classification=True)
+    stored = Objective(FlatModel(net), x, y, loss="cross_entropy", classification=True)
+    a, b = torch.randn(2, recal.size, generator=g)
+    fit = train_curves(obj, a[None], b[None], CurveRecipe("adam", 0.01, 32, 3),
+                       generators=[torch.Generator().manual_seed(2)],
+                       t_generators=[torch.Generator().manual_seed(3)])[0]  # fmt: skip
+    mid = bezier(a, fit.bend, b, torch.tensor([0.5]))
+    assert fit.mid_train_loss[-1] == pytest.approx(float(obj.value(mid[0])), rel=1e-5)
+    assert fit.mid_train_loss[-1] != pytest.approx(float(stored.value(mid[0])), rel=1e-3)
+    ts = default_alphas(5, 0.0, 1.0)
+    values, _ = curve_values({"train": obj}, a, b, fit.bend, ts)
+    points = bezier(a, fit.bend, b, ts)
+    for t, loss in zip(points, values["curve_train_loss"], strict=True):
+        assert float(loss) == pytest.approx(float(obj.value(t)), rel=1e-5)
