@@ -24,7 +24,14 @@ from landscape.config import OptimConfig
 from landscape.core.bezier import CurveEngine, bezier
 from landscape.core.flat import Objective
 from landscape.core.loop import LoopData, Schedule, StackLoop, make_optimizer, run_loop
-from landscape.measures.common import line, line_attrs, objectives, seed_pairs, step_array
+from landscape.measures.common import (
+    line,
+    line_attrs,
+    objective,
+    objectives,
+    seed_pairs,
+    step_array,
+)
 from landscape.measures.slices import default_alphas
 from landscape.measures.spec import (
     ALPHA_POINTS,
@@ -93,7 +100,7 @@ def train_curves(
     a, b = a.to(device).float(), b.to(device).float()
     sched = _schedule(r, train.n, log_points)
     engine = CurveEngine(train.model, a, b, (a + b) / 2, generators=t_generators, buffers=buffers)
-    # the loop logs a "test" set too: the clean training set again (no other data is read)
+    # the loop logs a "test" set too: one training example stands in (its numbers are dropped)
     data = LoopData(train.x, train.y, train.x, train.y, train.x[:1], {"test": train.y[:1]})
     loop = StackLoop(engine, data, sched, train.loss_fn, train.classification, train.budget)
     cfg = OptimConfig(
@@ -204,7 +211,7 @@ def _compute_batch(ctxs: list[Context], keys: list[str]) -> list[tuple[dict, dic
     b = torch.stack([o.final for _, o in pairs])
     has_bn = pairs[0][0].final_buffers.numel() > 0
     buffers = torch.stack([n.final_buffers for n, _ in pairs]) if has_bn else None
-    train = objectives(ctx, pairs[0][0].final_buffers)["train"]
+    train = objective(ctx, "train", pairs[0][0].final_buffers)
     fits = train_curves(
         train,
         a,
