@@ -88,6 +88,7 @@ EXPECTED_FIGURES = {
     "gradient_norm.png",
     "interpolation_init_final.png",
     "interpolation_normal_overfit.png",
+    "curve_normal_overfit.png",
     "slices_1d.png",
     "surface2d.png",
     "surface2d_3d.png",

@@ -21,6 +21,7 @@ from landscape.report.draw_curvature import (
 )
 from landscape.report.draw_curves import (
     accuracy_figure,
+    curve_figure,
     distance_per_seed_figure,
     distance_steps_figure,
     epochs_figure,
@@ -94,8 +95,9 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "interpolation",
         "1D interpolations",
-        ("interpolation", "surface1d"),
-        "Loss and accuracy on straight lines between points and along random directions.",
+        ("interpolation", "curve", "surface1d"),
+        "Loss and accuracy on straight lines between points, on a trained curve between two minima "
+        "and along random directions.",
     ),
     Section(
         "surfaces",
@@ -197,6 +199,16 @@ FIGURES: tuple[FigureSpec, ...] = (
         "the ends' mean error the error barrier (Frankle et al. 2020); either separates the two "
         "minima.",
         interpolation_figure("normal-overfit", ("normal", "overfit")),
+    ),
+    FigureSpec(
+        "curve_normal_overfit.png",
+        "interpolation",
+        ("curve",),
+        "From each seed's normal point (t = 0) to its overfit point (t = 1) along a quadratic "
+        "Bezier curve whose bend was trained on the clean training set (Garipov et al. 2018), and "
+        "along the straight line: a curve whose train loss stays low where the line's rises joins "
+        "the two minima by a low-loss path; the barriers of both are in the summary.",
+        curve_figure,
     ),
     FigureSpec(
         "interpolation_line.png",
