@@ -32,6 +32,15 @@ from landscape.core.layout import Layout
 from landscape.core.losses import loss_units
 from landscape.errors import ConfigError
 from landscape.measures.common import line
+from landscape.measures.curve import (
+    CURVE_BATCH,
+    CURVE_EPOCHS,
+    CURVE_LR,
+    CURVE_OPTIMIZER,
+    CurveRecipe,
+    curve_values,
+    train_curves,
+)
 from landscape.measures.directions import random_plane
 from landscape.measures.epsilon_sharpness import box_sharpness
 from landscape.measures.gradient import gradient_norms
@@ -40,6 +49,7 @@ from landscape.measures.registry import spec
 from landscape.measures.restart import RECIPES, restart_values
 from landscape.measures.runner import default_budget
 from landscape.measures.slices import default_alphas, grid_coordinates, surface_2d
+from landscape.measures.spec import ALPHA_POINTS, Setting
 from landscape.measures.trace import hutchinson
 from landscape.probe.checks import (
     check_runs,
@@ -269,6 +279,51 @@ class Probe:
         key = f"{recipe}.model"
         return self._result("restart", values, attrs, params, seed_used, started, key)
 
+    def curve(
+        self,
+        other: nn.Module | torch.Tensor,
+        *,
+        epochs: int = 50,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        optimizer: str = "adam",
+        alpha_points: int = 41,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> ProbeResult:
+        """Garipov et al.'s quadratic Bezier curve from theta to `other` (a module of the same
+        architecture, or a flat vector (P,)): its bend trained on `data` (one t ~ U(0, 1) per
+        minibatch step, `optimizer` adam or sgd with momentum 0.9), then loss and accuracy
+        along the curve and along the straight line at `alpha_points` values of t in [0, 1], with
+        each path's loss barrier (Entezari et al.) and error barrier (Frankle et al.). Needs
+        `data` as tensors (minibatches are drawn across the whole set)."""
+        settings = {
+            CURVE_EPOCHS: epochs, CURVE_LR: lr, CURVE_BATCH: batch_size,
+            CURVE_OPTIMIZER: optimizer, ALPHA_POINTS: alpha_points,
+        }  # fmt: skip
+        params = {s.name: _checked("Probe.curve", s, v) for s, v in settings.items()}
+        objs = self._restart_objectives()
+        gen, seed_used = generator_of(seed, generator)
+        started = time.perf_counter()
+        b = other_point(other, self.model.layout, self.theta)
+        t_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        recipe = CurveRecipe(optimizer, float(lr), int(batch_size), int(epochs))
+        (fit,) = train_curves(objs["train"], self.theta.unsqueeze(0), b.unsqueeze(0), recipe,
+                              generators=[gen], t_generators=[t_gen])  # fmt: skip
+        if self.test is None:
+            del objs["test"]
+        ts = default_alphas(alpha_points, 0.0, 1.0)
+        values, attrs = curve_values(objs, self.theta, b, fit.bend, ts)
+        values |= {"step": fit.steps, "mid_train_loss": fit.mid_train_loss,
+                   "mid_train_acc": fit.mid_train_acc, "bend_moved": fit.bend_moved}  # fmt: skip
+        attrs |= {"a": "model", "b": "other", "recipe": str(recipe)}
+        attrs |= {"diverged_step": fit.diverged_step}
+        attrs["headline"] = (
+            f"train loss barrier: curve {attrs['curve_barrier_train_loss']:.3g}, line "
+            f"{attrs['line_barrier_train_loss']:.3g}"
+        )
+        return self._result("curve", values, attrs, params, seed_used, started, "curve.model")
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _restart_objectives(self) -> dict[str, Objective]:
@@ -317,3 +372,14 @@ class Probe:
 
     def _units(self) -> str:
         return loss_units(self.loss_name) if self.loss_name in ("cross_entropy", "mse") else "loss"
+
+
+def _checked(where: str, setting: Setting, value: Any) -> Any:
+    """`value` checked as `setting` is in `landscape analyze`, the message naming `where`."""
+    try:
+        return setting.validate(value)
+    except ConfigError:
+        raise ConfigError(
+            f"{where}: {setting.name.removeprefix('curve_')}={value!r}: expected "
+            f"{setting.expectation}"
+        ) from None
