@@ -18,10 +18,8 @@ tensor([[ 1.,  0.],
 from __future__ import annotations
 
 import torch
-from torch import nn
-from torch.func import vmap
 
-from landscape.core.flat import FlatModel
+from landscape.core.flat import FlatEngine, FlatModel
 
 MIDPOINT = 0.5  # where an evaluation (the loop's logging) looks at the curve
 
@@ -35,7 +33,7 @@ def bezier(a: torch.Tensor, bend: torch.Tensor, b: torch.Tensor, t: torch.Tensor
     return (1 - t) ** 2 * a + 2 * t * (1 - t) * bend + t**2 * b
 
 
-class CurveEngine:
+class CurveEngine(FlatEngine):
     """K curves (a_k, bend_k, b_k) of a `FlatModel` as one stack with the `Engine` interface.
 
     The loop steps the bends `theta` (K, P), a private copy of `bends`; the ends a, b (K, P)
@@ -64,21 +62,10 @@ class CurveEngine:
                 f"CurveEngine: expected a, b, bends of one shape (K, P) and K generators, found "
                 f"{tuple(a.shape)}, {tuple(b.shape)}, {tuple(bends.shape)} and {len(generators)}"
             )
-        self.model = model
-        self.layout, self.buffer_layout = model.layout, model.buffer_layout
+        super().__init__(model, bends, buffers)
         device = bends.device
         self.a, self.b = a.detach().float().to(device), b.detach().float().to(device)
-        self.theta = bends.detach().clone().float().requires_grad_()
         self.generators = generators
-        self.stored = None if buffers is None or buffers.numel() == 0 else buffers.to(device)
-        self.eval_buffers = self.stored
-
-    @property
-    def k(self) -> int:
-        return self.theta.shape[0]
-
-    def template_module(self) -> nn.Module:
-        return self.model.template
 
     def points(self, t: torch.Tensor) -> torch.Tensor:
         """phi_k(t_k) (K, P) for one t per curve, t (K,); differentiable in the bends."""
@@ -92,29 +79,10 @@ class CurveEngine:
     def midpoints(self) -> torch.Tensor:
         return self.points(torch.full((self.k,), MIDPOINT))
 
-    def refresh(self) -> None:
-        """Statistics at the midpoints under bn='recalibrate' (else the stored ones)."""
-        fresh = self.model.point_buffers(self.midpoints().detach())
-        self.eval_buffers = self.stored if fresh is None else fresh
+    def train_points(self) -> torch.Tensor:
+        """phi(t) with a fresh t ~ U(0, 1) per curve: a training step's points."""
+        return self.points(self.draw_t())
 
-    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
-        """x (K, B, ...), one batch per curve -> (K, B, n_outputs): at phi(t) with a fresh
-        t ~ U(0, 1) per curve when `train`, else at the midpoint phi(1/2)."""
-        if train:
-            return vmap(self.model.train_forward)(self.points(self.draw_t()), x)
-        mid = self.midpoints()
-        if self.eval_buffers is None:
-            return vmap(self.model.forward)(mid, x)
-        return vmap(self.model.forward)(mid, x, self.eval_buffers)
-
-    def parameters(self) -> list[torch.Tensor]:
-        return [self.theta]
-
-    def flat_params(self) -> torch.Tensor:
-        """(K, P) copy of the bends."""
-        return self.theta.detach().clone()
-
-    def flat_buffers(self) -> torch.Tensor:
-        if self.eval_buffers is None:
-            return torch.zeros(self.k, 0)
-        return self.eval_buffers.detach().clone()
+    def eval_points(self) -> torch.Tensor:
+        """The midpoints phi(1/2): where the loop's logging evaluates."""
+        return self.midpoints()

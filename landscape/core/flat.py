@@ -363,18 +363,27 @@ class FlatEngine:
     def template_module(self) -> nn.Module:
         return self.model.template
 
+    def train_points(self) -> torch.Tensor:
+        """(K, P) where a training step evaluates the model: the points themselves."""
+        return self.theta
+
+    def eval_points(self) -> torch.Tensor:
+        """(K, P) where an evaluation (the loop's logging) looks: the points themselves."""
+        return self.theta
+
     def refresh(self) -> None:
-        """Statistics at the current points under bn='recalibrate' (else the stored ones)."""
-        fresh = self.model.point_buffers(self.theta.detach())
+        """Statistics at the evaluation points under bn='recalibrate' (else the stored ones)."""
+        fresh = self.model.point_buffers(self.eval_points().detach())
         self.eval_buffers = self.stored if fresh is None else fresh
 
     def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
         """x (K, B, ...), one batch per point -> (K, B, n_outputs)."""
         if train:
-            return vmap(self.model.train_forward)(self.theta, x)
+            return vmap(self.model.train_forward)(self.train_points(), x)
+        points = self.eval_points()
         if self.eval_buffers is None:
-            return vmap(self.model.forward)(self.theta, x)
-        return vmap(self.model.forward)(self.theta, x, self.eval_buffers)
+            return vmap(self.model.forward)(points, x)
+        return vmap(self.model.forward)(points, x, self.eval_buffers)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.theta]
