@@ -3,9 +3,9 @@
 For each case and K, three ways do the same work (K runs, the same minibatch indices, one
 optimizer step each per call) and are timed on optimizer steps only:
 
-- batched: the library's real path, `StackedEngine` over K stacked models + `_Loop.step`
+- batched: the library's real path, `StackedEngine` over K stacked models + `StackLoop.step`
   with the trainer's optimizer (`make_optimizer`, fused Adam where the build has it);
-- library loop: `ModuleEngine` + `_Loop.step` for each seed in turn (`batched=False`);
+- library loop: `ModuleEngine` + `StackLoop.step` for each seed in turn (`batched=False`);
 - naive loop: what a user would write, one `nn.Module` and `torch.optim.Adam` per seed.
 
 Rates are seed-steps per second (K * steps / seconds), so ratios compare equal work.
@@ -34,19 +34,13 @@ from torch import nn
 
 from landscape.config import ExperimentConfig, from_dict
 from landscape.core.batched import ModuleEngine, StackedEngine
+from landscape.core.devices import resolve_device
+from landscape.core.loop import LoopData, StackLoop, make_optimizer
+from landscape.core.losses import loss_name
 from landscape.data import Dataset, build_training_set, load_dataset
 from landscape.errors import LandscapeError
 from landscape.models import build_model, init_parameters
-from landscape.train.trainer import (
-    _initial_modules,
-    _Loop,
-    _order_seed,
-    _Tensors,
-    loss_name,
-    make_optimizer,
-    make_schedule,
-    resolve_device,
-)
+from landscape.train.trainer import _initial_modules, _order_seed, loop_data, make_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"  # MNIST for case (d); absent on a user's machine
@@ -152,7 +146,7 @@ class Problem:
 
     cfg: ExperimentConfig
     ds: Dataset
-    data: _Tensors
+    data: LoopData
     loss: str
     pools: dict[int, list[torch.Tensor]] = field(default_factory=dict)  # K -> [(K, B)]
 
@@ -172,10 +166,10 @@ class Problem:
             self.pools = {k: batches}  # keep one K at a time
         return self.pools[k]
 
-    def loop(self, engine: StackedEngine | ModuleEngine) -> _Loop:
+    def loop(self, engine: StackedEngine | ModuleEngine) -> StackLoop:
         sched = make_schedule(self.cfg, self.data.x.shape[0])
         classification = self.ds.task == "classification"
-        return _Loop(engine, self.data, sched, self.loss, classification, BUDGET)
+        return StackLoop(engine, self.data, sched, self.loss, classification, BUDGET)
 
 
 VMAP_K1 = False  # set by --vmap-k1
@@ -207,7 +201,9 @@ def library_loop_steps(p: Problem, k: int, device: torch.device) -> list[tuple[S
         loop, opt = p.loop(engine), make_optimizer(p.cfg.optim, engine.parameters())
         mine = [idx[j : j + 1] for idx in pool]  # (1, B)
 
-        def step(i: int, loop: _Loop = loop, opt: torch.optim.Optimizer = opt, mine=mine) -> None:
+        def step(
+            i: int, loop: StackLoop = loop, opt: torch.optim.Optimizer = opt, mine=mine
+        ) -> None:
             loop.step(i, mine[i % len(mine)], opt)
 
         fns.append((step, 1))
@@ -298,7 +294,7 @@ def load_problem(case: Case, device: torch.device, data_dir: Path) -> Problem:
     """The case's config, dataset and training set on `device`; raises DataError if absent."""
     cfg = from_dict(case.config)
     ds = load_dataset(cfg.data, data_dir=data_dir, offline=True)
-    data = _Tensors.of(ds, build_training_set(ds, "normal"), device)
+    data = loop_data(ds, build_training_set(ds, "normal"), device)
     return Problem(cfg, ds, data, loss_name(cfg, ds))
 
 

@@ -31,8 +31,9 @@ def _checkpoints(items: tuple[str, ...]) -> dict[int, Path]:
 @click.option(
     "--model",
     required=True,
-    help="A built-in architecture (mlp, lenet, resnet) or your factory as module:function, "
-    "imported like `python -m` (the current directory first on sys.path).",
+    help="A built-in architecture (mlp, lenet, resnet, lenet-paper, resnet-paper) or your "
+    "factory as module:function, imported like `python -m` (the current directory first on "
+    "sys.path).",
 )
 @click.option(
     "--model-arg",

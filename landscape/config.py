@@ -50,10 +50,12 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "mlp"  # mlp | lenet | resnet
+    name: str = "mlp"  # mlp | lenet | resnet (ours) | lenet-paper | resnet-paper (authors' code)
     widths: tuple[int, ...] = (512,)  # mlp: hidden widths; (512,) is the paper's one layer of 512
     activation: str = "relu"  # relu | leaky_relu (slope 0.01)
-    init: str = "xavier_uniform"  # xavier_uniform (the paper's) | kaiming (fan-in) | default
+    # xavier_uniform (the paper's text: Glorot weights, bias 0) | xavier_uniform_weights (the
+    # authors' code: Glorot weights, PyTorch's default biases) | kaiming (fan-in) | default
+    init: str = "xavier_uniform"
     bias_init: float | None = None  # None: 0 for xavier_uniform, 0.1 for kaiming (ring blog)
 
 
@@ -109,6 +111,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
 }
 
+
 def known_keys() -> list[str]:
     """Every settable key, as `section.name`."""
     return [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)]
@@ -145,11 +148,17 @@ def _check_combinations(cfg: ExperimentConfig) -> None:
         raise ConfigError(
             f"config key 'data.train_fraction': expected 0 < f < 1, found {cfg.data.train_fraction}"
         )
-    if cfg.model.name in ("lenet", "resnet") and cfg.data.name in ("ring", "line", "modular"):
+    if cfg.model.name != "mlp" and cfg.data.name in ("ring", "line", "modular"):
         raise ConfigError(
             f"config: model {cfg.model.name!r} needs image data, but data.name is "
             f"{cfg.data.name!r}; use model.name = 'mlp' or an image dataset "
             "(digits, mnist, fashion-mnist, cifar10)"
+        )
+    if cfg.model.init == "xavier_uniform_weights" and cfg.model.bias_init is not None:
+        raise ConfigError(
+            f"config: model.bias_init = {cfg.model.bias_init} with model.init = "
+            "'xavier_uniform_weights', which keeps PyTorch's default biases; remove bias_init, "
+            "or use model.init = 'xavier_uniform' for constant biases"
         )
 
 

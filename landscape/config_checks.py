@@ -22,9 +22,9 @@ from landscape.errors import ConfigError
 CHOICES: dict[str, tuple[str, ...]] = {
     "data.name": ("digits", "mnist", "fashion-mnist", "cifar10", "ring", "line", "modular"),
     "data.operation": ("add", "sub", "mul", "div"),
-    "model.name": ("mlp", "lenet", "resnet"),
+    "model.name": ("mlp", "lenet", "resnet", "lenet-paper", "resnet-paper"),
     "model.activation": ("relu", "leaky_relu"),
-    "model.init": ("xavier_uniform", "kaiming", "default"),
+    "model.init": ("xavier_uniform", "xavier_uniform_weights", "kaiming", "default"),
     "optim.name": ("adam", "adamw", "sgd"),
     "train.mode": ("normal", "overfit", "both"),
     "train.loss": ("auto", "cross_entropy", "mse"),

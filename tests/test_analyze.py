@@ -119,6 +119,38 @@ def test_interpolation_endpoints_are_the_stored_points(train_store, slices):
     assert read_result(slices, "interpolation", "normal-overfit.000")["attrs"]["b"] == "overfit-000"
 
 
+def test_interpolation_stores_each_barrier_under_its_name(slices):
+    """The stored attrs are the pure functions of the stored arrays; the summary gives the
+    barriers of normal <-> overfit and only the largest rise of init -> final."""
+    import torch
+
+    from landscape.measures.slices import barrier_height, error_barrier, largest_rise
+    from landscape.store.summary import recorded_measures
+
+    for key in ("init-final.overfit-000", "normal-overfit.001"):
+        r = read_result(slices, "interpolation", key)
+        alphas = torch.as_tensor(r["alpha"])
+        for split in ("train", "test"):
+            loss, acc = torch.as_tensor(r[f"{split}_loss"]), torch.as_tensor(r[f"{split}_acc"])
+            attrs = r["attrs"]
+            assert attrs[f"barrier_{split}_loss"] == barrier_height(alphas, loss)
+            assert attrs[f"barrier_{split}_error"] == error_barrier(alphas, acc)
+            assert attrs[f"rise_{split}_loss"] == largest_rise(alphas, loss)
+    summary = analysis_info(slices)["summary"]
+    assert set(summary["init_final_loss_rise"]) >= {"normal", "overfit"}
+    assert summary["normal_overfit_loss_barrier"]["pairs"]["n"] == 2
+    assert summary["normal_overfit_train_error_barrier"]["pairs"]["n"] == 2
+    assert summary["normal_overfit_test_error_barrier"]["pairs"]["n"] == 2
+    assert not [q for q in summary if q.startswith("init_final") and "barrier" in q]
+    labels = {
+        s["quantity"]: s["label"] for s in recorded_measures(slices)["interpolation"]["scalars"]
+    }
+    assert "Lucas et al. 2021" in labels["init_final_loss_rise"]
+    assert "barrier" not in labels["init_final_loss_rise"]
+    assert "Entezari et al. 2022" in labels["normal_overfit_loss_barrier"]
+    assert "Frankle et al. 2020" in labels["normal_overfit_train_error_barrier"]
+
+
 def test_surfaces_are_centred_on_the_trained_point(train_store, slices):
     s = read_result(slices, "surface2d", "overfit-000")
     h = read_run(train_store, "overfit-000")["history"]
@@ -296,3 +328,24 @@ def test_equal_steps_compares_overfit_at_the_normal_runs_step_count(analysis):
     assert equal["ratio_overfit_over_normal"] == pytest.approx(
         equal["overfit"]["mean"] / equal["normal"]["mean"]
     )
+
+
+def test_a_result_is_recomputed_when_its_run_file_changes(tmp_path):
+    """A cached result is keyed by the checksums of the run files it was computed from: a run
+    written anew (here its checkpoints moved by 1 in every coordinate) recomputes the results
+    that read it, and only those."""
+    path = tmp_path / "tiny.h5"
+    train_experiment(tiny_config(), path)
+    out = tmp_path / "tiny.analysis.h5"
+    analyze(path, out, AnalysisConfig(measures=("distance", "pair_distance")))
+    before = read_result(out, "distance", "normal-001")["l2"][-1]
+    run_path = path.parent / "tiny.runs" / "normal-001.h5"
+    with h5py.File(run_path, "r+") as f:
+        f["checkpoints/params"][...] = f["checkpoints/params"][...] + 1.0
+    again = analyze(path, out, AnalysisConfig(measures=("distance", "pair_distance")))
+    assert sorted(again.computed) == ["distance/normal-001", "pair_distance/pair-001"]
+    run = read_run(path, "normal-001")
+    after = read_result(out, "distance", "normal-001")["l2"][-1]
+    expected = np.linalg.norm(run["checkpoints"]["params"][-1] - run["init"]["params"])
+    np.testing.assert_allclose(after, expected, rtol=1e-6)
+    assert after > before + 10

@@ -5,7 +5,10 @@ copies them, damages one file (bit flips, truncations at many offsets, deleted a
 objects, bad attributes, huge declared shapes, a FIFO or folder in place of a file, symbolic
 links and HDF5 links out of the store, external raw data) and runs the commands in process.
 Every outcome must be success, or exit 1 or 2 with an `error:` line and no traceback, within
-CASE_LIMIT_S seconds (a hang fails the test instead of blocking CI; see `_invoke`).
+CASE_LIMIT_S seconds (a hang fails the test instead of blocking CI; see `_invoke`). A success
+must also hold the right numbers: after each case every run the reader returns and every result
+the analysis store holds (for the cheap measures, whether kept or computed afresh) must equal
+the pristine store's, array for array; a reader's StoreError instead is damage found.
 
 `report` runs on every REPORT_EVERY-th case with its figures drawn (PNG encoding skipped, it
 cannot see the data) and on the others not at all: drawing costs about a second a case.
@@ -14,6 +17,7 @@ LANDSCAPE_FUZZ_SEED and LANDSCAPE_FUZZ_CASES change the seed and the number of c
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import os
 import random
@@ -30,7 +34,10 @@ from click.testing import CliRunner
 from matplotlib.figure import Figure
 
 from cli.main import main
+from landscape.errors import StoreError
 from landscape.measures.runner import AnalysisConfig, analyze
+from landscape.store.analysis_read import completed, read_result
+from landscape.store.train_read import read_run
 from landscape.train.experiment import train_experiment
 from tests.helpers import tiny_config
 
@@ -66,6 +73,58 @@ def pristine(tmp_path_factory):
     os.mkfifo(top / "outside" / "fifo")
     shutil.copy(top / "pristine" / "tiny.runs" / "normal-000.h5", top / "outside" / "run.h5")
     return top / "pristine"
+
+
+def _numbers(folder: Path) -> dict[str, dict[str, np.ndarray]]:
+    """{what: {array: values}} of every run the reader returns and every result the analysis
+    store holds (a StoreError leaves that one out: the damage was found)."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    train, analysis = folder / "tiny.h5", folder / "tiny.analysis.h5"
+    for run_id in RUNS:
+        with contextlib.suppress(StoreError):
+            r = read_run(train, run_id)
+            out[f"run {run_id}"] = {
+                f"{group}/{name}": np.asarray(r[group][name])
+                for group in ("init", "final", "checkpoints")
+                for name in ("params", "buffers")
+            } | {f"history/{k}": np.asarray(v) for k, v in r["history"].items()}
+    with contextlib.suppress(StoreError):
+        results = completed(analysis)
+        for measure, key in results:
+            with contextlib.suppress(StoreError):
+                arrays = read_result(analysis, measure, key)
+                out[f"result {measure}/{key}"] = {
+                    n: np.asarray(v) for n, v in arrays.items() if n != "attrs"
+                }
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(pristine):
+    """The pristine store's numbers (read from a copy in `case/`, where they were written)."""
+    folder = pristine.parent / "case"
+    shutil.copytree(pristine, folder, symlinks=True)
+    try:
+        numbers = _numbers(folder)
+    finally:
+        shutil.rmtree(folder)
+    assert len(numbers) == len(RUNS) + 2 * len(RUNS)  # every run, distance and gradient each
+    return numbers
+
+
+def _wrong_numbers(folder: Path, reference: dict) -> list[str]:
+    """What the readers returned that differs from the pristine store (nothing: [])."""
+    wrong = []
+    for what, arrays in _numbers(folder).items():
+        want = reference.get(what)
+        if want is None:
+            wrong.append(f"{what}: not in the pristine store")
+            continue
+        for name in sorted(set(want) | set(arrays)):
+            a, b = arrays.get(name), want.get(name)
+            if a is None or b is None or not np.array_equal(a, b, equal_nan=True):
+                wrong.append(f"{what}, {name}: differs from the pristine store")
+    return wrong
 
 
 # -- mutations: each damages `path` (inside a case's copy) and returns what it did -----------
@@ -281,7 +340,7 @@ def _no_png(self: Figure, fname: object, *args: object, **kwargs: object) -> Non
     Path(str(fname)).write_bytes(b"")  # the figure was drawn; only its encoding is skipped
 
 
-def test_damaged_stores_give_a_clean_outcome_or_a_clean_error(pristine, monkeypatch):
+def test_damaged_stores_give_a_clean_outcome_or_a_clean_error(pristine, reference, monkeypatch):
     monkeypatch.setattr(Figure, "savefig", _no_png)
     rng = random.Random(SEED)
     ctx = {"fifo": str(pristine.parent / "outside" / "fifo"),
@@ -308,6 +367,9 @@ def test_damaged_stores_give_a_clean_outcome_or_a_clean_error(pristine, monkeypa
             counts[f"{args[0]} runs"] += 1
             if outcome in ("traceback", "hang"):
                 failures.append(f"{what}: `{' '.join(args[:1])}`: {outcome}: {detail}")
+        wrong = _wrong_numbers(folder, reference)
+        failures += [f"{what}: wrong numbers: {w}" for w in wrong[:3]]
+        counts["wrong numbers"] += bool(wrong)
         counts["cases"] += 1
         counts["noticed"] += noticed
         shutil.rmtree(folder)
@@ -317,7 +379,8 @@ def test_damaged_stores_give_a_clean_outcome_or_a_clean_error(pristine, monkeypa
         f"{counts['info runs']} info, {counts['analyze runs']} analyze, "
         f"{counts['report runs']} report runs: {counts['success']} successes, "
         f"{counts['clean']} clean errors, {counts['traceback']} tracebacks, "
-        f"{counts['hang']} hangs; the damage was said (an error, or a run or result listed as "
+        f"{counts['hang']} hangs, {counts['wrong numbers']} cases with wrong numbers read; "
+        f"the damage was said (an error, or a run or result listed as "
         f"damaged) in {counts['noticed']} cases"
     )
     assert not failures, f"{len(failures)} bad outcomes:\n" + "\n".join(failures[:20])

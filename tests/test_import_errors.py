@@ -125,8 +125,8 @@ def test_nan_in_the_weights_is_named(tmp_path, files):
         ("nosuchpkg.nets:make", 1, ["no module named 'nosuchpkg'", "run from the folder"]),
         ("tests.foreign_nets:make_resnett", 1,
          ["has no attribute 'make_resnett'", "make_resnet", "make_transformer"]),
-        ("make_resnet", 2, ["expected a built-in architecture (mlp, lenet, resnet) or an "
-                            "import path module:factory"]),
+        ("make_resnet", 2, ["expected a built-in architecture (mlp, lenet, resnet, lenet-paper, "
+                            "resnet-paper) or an import path module:factory"]),
     ],
 )  # fmt: skip
 def test_factories_that_do_not_give_a_module(tmp_path, files, model, code, fragments):

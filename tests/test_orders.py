@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from landscape.train.orders import EpochOrders, draw
+from landscape.core.orders import EpochOrders, draw
 
 
 def gens(k=3, seed=0):

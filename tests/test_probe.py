@@ -77,6 +77,11 @@ def test_interpolation_between_two_points_is_the_closed_form_loss_on_the_line():
     assert r.alpha[0] == -0.5 and r.alpha[-1] == 1.5 and np.isnan(r.train_acc).all()
     # the loss on a line is a parabola: no barrier above the chord
     assert r.attrs["barrier_train_loss"] <= 1e-12
+    # its largest rise is the climb from the parabola's lowest point in [0, 1] to the end
+    inside = [v for t, v in zip(r.alpha, exact, strict=True) if 0 <= t <= 1]
+    climb = max(v - min(inside[: i + 1]) for i, v in enumerate(inside))
+    assert r.attrs["rise_train_loss"] == pytest.approx(climb, rel=1e-12, abs=1e-15)
+    assert "barrier_train_error" not in r.attrs  # regression: no error, no error barrier
 
 
 # -- batches: a DataLoader gives the full-batch numbers ----------------------------------------
@@ -205,6 +210,7 @@ METHODS = {
     "interpolate": lambda p, other: p.interpolate(other, alpha_points=5),
     "epsilon_sharpness": lambda p, other: p.epsilon_sharpness(1e-3),
     "restart": lambda p, other: p.restart("sgd", init=other, alpha_points=5),
+    "curve": lambda p, other: p.curve(other, epochs=2, batch_size=8, alpha_points=5),
     "objectives": lambda p, other: p.objectives()["train"].value(p.theta),
 }
 
@@ -322,10 +328,33 @@ def test_bad_method_arguments_are_refused():
         probe.surface2d(grid=4)
     with pytest.raises(ConfigError, match="same architecture"):
         probe.interpolate(nn.Linear(5, 3))
-    with pytest.raises(ConfigError, match="sgd, adam-full"):
+    with pytest.raises(ConfigError, match="sgd, sgd-paper, adam-full"):
         probe.restart("lbfgs")
     with pytest.raises(ConfigError, match="either seed= or generator="):
         probe.hessian(seed=1, generator=torch.Generator())
+    with pytest.raises(ConfigError, match=r"Probe.curve: epochs=0: expected an integer >= 1"):
+        probe.curve(_mlp(), epochs=0)
+    with pytest.raises(ConfigError, match=r"Probe.curve: optimizer='lbfgs': expected one of"):
+        probe.curve(_mlp(), optimizer="lbfgs")
     loader = DataLoader(TensorDataset(*_labels(8)), batch_size=4)
     with pytest.raises(ConfigError, match="data as tensors"):
         ls.Probe(_mlp(), data=loader).restart()
+
+
+def test_curve_joins_the_two_points_and_beats_or_equals_the_line():
+    """Probe.curve: the curve's ends are the two points (its loss there is the line's), a
+    trained bend does not raise the barrier above the straight line's, and one seed gives
+    one curve."""
+    net = _mlp()
+    torch.manual_seed(1)
+    other = nn.Sequential(nn.Linear(5, 12), nn.Tanh(), nn.Linear(12, 3))
+    (x, y), (xt, yt) = _labels(40), _labels(20, seed=1)
+    probe = ls.Probe(net, data=(x, y), test=(xt, yt))
+    r = probe.curve(other, epochs=20, batch_size=10, lr=1e-2, alpha_points=9, seed=3)
+    np.testing.assert_allclose(r.curve_train_loss[[0, -1]], r.line_train_loss[[0, -1]], rtol=1e-5)
+    assert r.attrs["curve_barrier_train_loss"] <= r.attrs["line_barrier_train_loss"] + 1e-6
+    assert r.mid_train_loss[-1] < r.mid_train_loss[0]  # the bend was trained
+    again = probe.curve(other, epochs=20, batch_size=10, lr=1e-2, alpha_points=9, seed=3)
+    np.testing.assert_array_equal(r.bend, again.bend)
+    assert r.curve_test_loss.shape == (9,) and "train loss barrier: curve" in r.attrs["headline"]
+    assert r.plot().axes  # drawn: both paths on train and test

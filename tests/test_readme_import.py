@@ -63,7 +63,7 @@ def test_the_readme_import_example_runs_and_shows_its_numbers(empty_folder):
     assert q["distance_l2"]["normal"]["mean"] == pytest.approx(7.3, abs=0.5)
     assert q["train_grad_norm"]["normal"]["mean"] == pytest.approx(0.12, abs=0.05)
     assert q["hessian_top"]["normal"]["mean"] == pytest.approx(6.2, abs=1.0)
-    assert q["init_final_barrier"]["normal"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert q["init_final_loss_rise"]["normal"]["mean"] == pytest.approx(0.0, abs=1e-6)
     assert summary["commands"]["import"].startswith("landscape import --model mynets:make_cnn")
     with h5py.File("runs/mine.analysis.d/interpolation/init-final.normal-000.h5") as f:
         at_final = list(f["alpha"][()]).index(1.0)

@@ -88,6 +88,7 @@ EXPECTED_FIGURES = {
     "gradient_norm.png",
     "interpolation_init_final.png",
     "interpolation_normal_overfit.png",
+    "curve_normal_overfit.png",
     "slices_1d.png",
     "surface2d.png",
     "surface2d_3d.png",
@@ -186,6 +187,13 @@ def test_headline_rows_come_from_the_specs(report):
     by_quantity = {r["quantity"]: r for r in summary["headline"]}
     assert by_quantity["distance_l2"]["source"] == "distance/<run>/l2[-1]"
     assert by_quantity["hessian_top"]["source"] == "hessian/<run>/eigenvalues[0]"
+    # init -> final joins a start to a minimum: its row is the largest rise, never a barrier
+    rise = by_quantity["init_final_loss_rise"]
+    assert "Lucas et al. 2021" in rise["label"] and "barrier" not in rise["label"]
+    assert rise["source"] == "interpolation/<init-final.<run>/attrs.rise_train_loss"
+    assert not [
+        r for r in summary["headline"] if "init" in r["quantity"] and "barrier" in r["label"]
+    ]
 
 
 def test_every_figure_exists_and_decodes(report):

@@ -11,8 +11,10 @@ from landscape.errors import ConfigError
 from landscape.measures.slices import (
     barrier_height,
     default_alphas,
+    error_barrier,
     grid_coordinates,
     interpolate,
+    largest_rise,
     surface_1d,
     surface_2d,
     surface_2d_rows,
@@ -157,6 +159,75 @@ def test_barrier_shows_nan_and_needs_both_endpoints():
     assert math.isnan(barrier_height(alphas, torch.tensor([0.0, 1.0, math.nan, 1.0, 0.0])))
     with pytest.raises(ConfigError, match=r"alpha 1\.0 exactly"):
         barrier_height(torch.tensor([0.0, 0.5, 0.99]), torch.zeros(3))
+
+
+def test_a_strictly_falling_path_has_no_rise_though_it_lies_above_its_chord():
+    """The issue's init -> final path: 2.363 -> 0.115, strictly falling, concave. Its chord
+    gap (Entezari's loss barrier) is (2.363 - 0.115) / 4 at alpha 0.5; its largest rise is 0."""
+    alphas = default_alphas()
+    losses = 2.363 - (2.363 - 0.115) * alphas**2  # falls on [0, 1], rises for alpha < 0
+    assert largest_rise(alphas, losses) == 0.0
+    assert barrier_height(alphas, losses) == pytest.approx((2.363 - 0.115) / 4, abs=1e-12)
+
+
+def test_largest_rise_after_a_dip_is_the_climb_out_of_it():
+    """cos(2 pi alpha) falls from 1 to -1 at alpha 0.5 and climbs back to 1: a rise of 2;
+    the path read the other way round climbs the same 2. Values outside [0, 1] are ignored."""
+    alphas = default_alphas()
+    losses = torch.where(
+        (alphas >= 0) & (alphas <= 1), torch.cos(2 * math.pi * alphas), torch.tensor(1e6).double()
+    )
+    assert largest_rise(alphas, losses) == pytest.approx(2.0, abs=1e-12)
+    assert largest_rise(alphas, losses.flip(0)) == pytest.approx(2.0, abs=1e-12)
+
+
+def test_largest_rise_follows_the_order_of_alpha():
+    """Losses 3, 1, 2, 0.5, 1.1: climbs of 1 (1 -> 2) and 0.6 (0.5 -> 1.1), never 3 - 0.5
+    (a fall); reversed, 1.1, 0.5, 2, 1, 3 climbs 2.5 (0.5 -> 3). Unsorted alphas are sorted."""
+    alphas = torch.tensor([0.0, 0.25, 0.5, 0.75, 1.0], dtype=torch.float64)
+    losses = torch.tensor([3.0, 1.0, 2.0, 0.5, 1.1], dtype=torch.float64)
+    assert largest_rise(alphas, losses) == pytest.approx(1.0, abs=1e-12)
+    assert largest_rise(alphas, losses.flip(0)) == pytest.approx(2.5, abs=1e-12)
+    shuffled = torch.tensor([3, 0, 4, 1, 2])
+    assert largest_rise(alphas[shuffled], losses[shuffled]) == pytest.approx(1.0, abs=1e-12)
+    assert math.isnan(largest_rise(alphas, torch.tensor([3.0, 1.0, math.nan, 0.5, 1.1])))
+
+
+def test_error_barrier_is_the_error_above_the_endpoints_mean():
+    """Accuracies 0.98 and 0.90 at the ends, 0.40 at alpha 0.5: errors 0.02, 0.10 and 0.60, so
+    Frankle et al.'s barrier is 0.60 - 0.06 = 0.54 (the loss barrier's chord plays no part)."""
+    alphas = default_alphas(5, lo=-0.5, hi=1.5)
+    accs = torch.tensor([0.0, 0.98, 0.40, 0.90, 0.0], dtype=torch.float64)  # outside ignored
+    assert error_barrier(alphas, accs) == pytest.approx(0.54, abs=1e-12)
+
+
+def test_error_barrier_of_a_stable_pair_is_half_the_endpoints_gap():
+    """Accuracy linear from 0.9 to 0.7: the worst point is the end with error 0.3, which lies
+    0.1 above the mean error 0.2 (the endpoints alone give |err(0) - err(1)| / 2)."""
+    alphas = default_alphas()
+    accs = 0.9 - 0.2 * alphas.clamp(0, 1)
+    assert error_barrier(alphas, accs) == pytest.approx(0.1, abs=1e-12)
+    assert math.isnan(error_barrier(alphas, torch.full_like(alphas, math.nan)))  # regression
+    with pytest.raises(ConfigError, match="expected accs of the alphas' shape"):
+        error_barrier(alphas, accs[:-1])
+
+
+def test_line_attrs_names_each_quantity_and_leaves_out_the_error_of_a_regression():
+    from landscape.measures.common import line_attrs
+
+    alphas = torch.tensor([0.0, 0.5, 1.0], dtype=torch.float64)
+    loss = torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64)
+    acc = torch.tensor([1.0, 0.5, 0.75], dtype=torch.float64)
+    assert line_attrs(alphas, loss, acc, "test") == {
+        "barrier_test_loss": 1.5,  # 2 above the chord's 0.5
+        "barrier_test_error": 0.375,  # error 0.5 above the mean error 0.125
+        "rise_test_loss": 1.0,  # 1 -> 2
+    }
+    no_acc = torch.full_like(loss, math.nan)
+    assert set(line_attrs(alphas, loss, no_acc, "train")) == {
+        "barrier_train_loss",
+        "rise_train_loss",
+    }
 
 
 def test_surface_2d_on_a_quadratic_matches_the_closed_form(device):

@@ -173,3 +173,27 @@ def test_a_damaged_result_is_computed_afresh_with_a_note(store):
     res = invoke("analyze", store, "-o", out, "--only", "distance")
     assert res.exit_code == 0 and "distance normal-000: damaged, computing it afresh" in res.output
     assert "1 results to compute" in res.output
+
+
+@pytest.mark.parametrize(
+    "scalar",
+    [
+        {"quantity": "distance_l2", "label": "L2", "array": "l2"},  # no units
+        {"quantity": "distance_l2", "label": "L2", "units": "L2", "array": "l2", "at": "middle"},
+        {"quantity": "distance_l2", "label": "L2", "units": "L2"},  # reads nothing
+        {"quantity": "distance_l2", "label": 7, "units": "L2", "array": "l2"},
+    ],
+)
+def test_a_recorded_scalar_spec_the_summary_cannot_use_is_damage(store, tmp_path, scalar):
+    """A garbled measure spec in the analysis index (here a summary scalar) is a StoreError
+    naming the entry, found when the index is read, not a TypeError in the summary."""
+    out = tmp_path / "tiny.analysis.h5"
+    analyze(store, out, AnalysisConfig(measures=("distance",)))
+    with h5py.File(out, "r+") as f:
+        measures = json.loads(f.attrs["measures"])
+        measures["distance"]["scalars"] = [scalar]
+        f.attrs["measures"] = json.dumps(measures)
+    res = invoke("analyze", store, "-o", out, "--only", "distance")
+    assert res.exit_code == 1 and "entry 'distance': expected a measure spec" in res.output
+    res = invoke("report", out, "-o", tmp_path / "report")
+    assert res.exit_code == 1 and "entry 'distance'" in res.output

@@ -1,11 +1,14 @@
 """Loss, accuracy and gradient of a *stack* of K parameter vectors over a dataset.
 
-Two engines share one interface so the trainer (and later every measure) has one code path:
+Engines share one interface (`Engine`) so the training loop (`landscape.core.loop`) has one
+code path:
 
 - `StackedEngine`: K parameter sets stacked along dim 0, evaluated with
   `torch.func.vmap(torch.func.functional_call)`; the template module's own tensors are never
   read for parameters and never written.
 - `ModuleEngine`: one live `nn.Module` (K = 1), the plain PyTorch way; the per-seed loop.
+- `landscape.core.flat.FlatEngine`: K flat parameter vectors of a `FlatModel` (restarts from
+  stored points).
 
 Both take inputs shaped (K, B, *input_shape) and return outputs (K, B, n_outputs).
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import nn
@@ -104,6 +108,13 @@ class StackedEngine:
     def k(self) -> int:
         return next(iter(self.params.values())).shape[0]
 
+    def template_module(self) -> nn.Module:
+        """The architecture (its own parameters are never used)."""
+        return self.template
+
+    def refresh(self) -> None:
+        """Before an evaluation: nothing to do (running statistics are the buffers')."""
+
     def _one(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.template, (params, buffers), (x,))
 
@@ -135,6 +146,12 @@ class ModuleEngine:
         self.buffer_layout = Layout.of_buffers(module)
         self.k = 1
 
+    def template_module(self) -> nn.Module:
+        return self.module
+
+    def refresh(self) -> None:
+        """Before an evaluation: nothing to do."""
+
     def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
         self.module.train(train)
         return self.module(x[0]).unsqueeze(0)
@@ -151,7 +168,26 @@ class ModuleEngine:
         return self.buffer_layout.flatten(dict(self.module.named_buffers())).unsqueeze(0)
 
 
-Engine = StackedEngine | ModuleEngine
+class Engine(Protocol):
+    """K parameter sets the training loop steps and evaluates (`landscape.core.loop`)."""
+
+    layout: Layout
+    buffer_layout: Layout
+
+    @property
+    def k(self) -> int: ...
+
+    def template_module(self) -> nn.Module: ...
+
+    def refresh(self) -> None: ...
+
+    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor: ...
+
+    def parameters(self) -> list[torch.Tensor]: ...
+
+    def flat_params(self) -> torch.Tensor: ...
+
+    def flat_buffers(self) -> torch.Tensor: ...
 
 
 def activation_numel(template: nn.Module, example: torch.Tensor, *, views: bool = True) -> int:
@@ -241,7 +277,7 @@ def evaluate(
                     hits[name] += accuracy(out.detach(), yb) * w
     nan = torch.full((k,), float("nan"), device=x.device)
     acc = {t: hits[t] if classification else nan for t in targets}
-    gnorm = _stack_norm(grads, stacked=isinstance(engine, StackedEngine)) if grads else None
+    gnorm = _stack_norm(grads, stacked=not isinstance(engine, ModuleEngine)) if grads else None
     first = next(iter(targets))
     return Metrics(loss=sums[first], acc=acc, losses=sums, grad_norm=gnorm)
 

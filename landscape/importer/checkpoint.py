@@ -57,7 +57,7 @@ class ImportRequest:
     """What to import: the weights, the model they belong to, the data to measure them on."""
 
     weights: Path  # the point to measure (safetensors)
-    model: str = "mlp"  # a built-in architecture (mlp, lenet, resnet) or module:factory
+    model: str = "mlp"  # a built-in architecture (BUILTIN_MODELS) or module:factory
     model_args: dict[str, Any] = field(default_factory=dict)  # factory kwargs / model.* keys
     init: Path | None = None  # the initial point, for distances from init
     checkpoints: dict[int, Path] = field(default_factory=dict)  # step -> file, along the path

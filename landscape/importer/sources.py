@@ -31,13 +31,14 @@ import torch
 from torch import nn
 
 from landscape.config import DataConfig, ExperimentConfig, parse_assignment
+from landscape.config_checks import CHOICES
 from landscape.data import Dataset, load_dataset
 from landscape.data.base import apply_subsets
 from landscape.errors import ConfigError, DataError, LandscapeError, ModelError
 from landscape.importer.arrays import arrays_dataset, read_arrays_file
 from landscape.models import build_model
 
-BUILTIN_MODELS = ("mlp", "lenet", "resnet")
+BUILTIN_MODELS = CHOICES["model.name"]  # ours and the authors' (lenet-paper, resnet-paper)
 
 
 def parse_model_args(items: Sequence[str]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from landscape.core.flat import BN_MODES, Objective
-from landscape.measures.slices import barrier_height, interpolate
+from landscape.measures.slices import barrier_height, error_barrier, interpolate, largest_rise
 from landscape.measures.spec import LOSS_UNITS, Context, Stored
 
 if TYPE_CHECKING:
@@ -163,9 +163,31 @@ def line(
     values: dict[str, Any],
     attrs: dict[str, Any],
 ) -> None:
-    """Loss and accuracy on (1 - alpha) a + alpha b per split, and each split's barrier."""
+    """Loss and accuracy on (1 - alpha) a + alpha b per split, and `line_attrs` of each."""
     for split, obj in objs.items():
         s = interpolate(obj, a, b, alphas)
         values[f"{prefix}{split}_loss"] = s.loss
         values[f"{prefix}{split}_acc"] = s.acc
-        attrs[f"barrier_{split}_loss"] = barrier_height(alphas, s.loss)
+        attrs |= line_attrs(alphas, s.loss, s.acc, split)
+
+
+def line_attrs(
+    alphas: torch.Tensor, loss: torch.Tensor, acc: torch.Tensor, split: str
+) -> dict[str, float]:
+    """The numbers of one split's path over alpha in [0, 1], each under its paper's name:
+
+    - `barrier_<split>_loss`: loss barrier (Entezari et al. 2022), the loss above the straight
+      chord between the endpoint losses (`slices.barrier_height`), loss units;
+    - `barrier_<split>_error`: error barrier (Frankle et al. 2020), the error (1 - accuracy)
+      above the mean of the endpoint errors (`slices.error_barrier`), fraction; absent for
+      regression (acc all NaN), so the summary reads it as not applicable;
+    - `rise_<split>_loss`: largest loss rise (Lucas et al. 2021), max over a <= b of
+      loss(b) - loss(a) (`slices.largest_rise`), loss units; 0 = monotone non-increasing.
+    """
+    out = {
+        f"barrier_{split}_loss": barrier_height(alphas, loss),
+        f"rise_{split}_loss": largest_rise(alphas, loss),
+    }
+    if not bool(torch.isnan(acc).all()):
+        out[f"barrier_{split}_error"] = error_barrier(alphas, acc)
+    return out

@@ -29,6 +29,7 @@ MEASURES = (
     "spectral_density",
     "layer_curvature",
     "restart",
+    "curve",
     "curvature_trajectory",
     "epsilon_sharpness",
     "perturbation",

@@ -91,17 +91,32 @@ def resolve_bn(cfg: AnalysisConfig, exp: Experiment) -> AnalysisConfig:
     return dataclasses.replace(cfg, bn=bn)
 
 
-def _up_to_date(out: Path, measure: str, key: str, params: dict) -> tuple[bool, str | None]:
-    """(whether the stored result has these parameters, the problem of a damaged one)."""
+def _up_to_date(
+    out: Path, measure: str, key: str, params: dict, inputs: dict[str, str]
+) -> tuple[bool, str | None]:
+    """(whether the stored result has these parameters and was computed from run files with
+    these checksums, the problem of a damaged one)."""
     if not os.path.lexists(astore.result_file(out, measure, key)):
         return False, None
     try:
         attrs = aread.result_attrs(out, measure, key, spec=spec(measure).describe())
     except StoreError as e:
         return False, str(e)
-    # compared as stored: JSON turns a tuple setting (perturbation's radii) into a list, and
-    # a tuple never equals a list, so such results were recomputed by every call
-    return json.loads(attrs["parameters"]) == json.loads(json.dumps(params)), None
+    # a result written before inputs were recorded has none: computed afresh, never trusted.
+    # Settings compared as stored: JSON turns a tuple setting (perturbation's radii) into a
+    # list, and a tuple never equals a list, so such results were recomputed by every call
+    recorded = attrs.get("inputs")
+    same = json.loads(attrs["parameters"]) == json.loads(json.dumps(params))
+    return same and recorded == _inputs_text(inputs), None
+
+
+def inputs_of(exp: Experiment, key: str) -> dict[str, str]:
+    """{run id: sha256 of its file} for the runs result `key` is computed from."""
+    return {r: exp.checksum(r) for r in runs_of_key(exp, key) or exp.run_ids}
+
+
+def _inputs_text(inputs: dict[str, str]) -> str:
+    return json.dumps(inputs, sort_keys=True)
 
 
 def analyze(
@@ -150,9 +165,21 @@ def analyze(
         summary = AnalyzeSummary()  # planned again: another analyze may have computed some
         todo = _plan(exp, cfg, out, summary, reasons, on_event)
         tasks = [ResultTask(Path(train_path), attrs["train_store_sha256"], out, cfg, options,
-                            m, k, budget) for m, k in todo]  # fmt: skip
+                            m, keys, budget, {k: inputs_of(exp, k) for k in keys})
+                 for m, keys in batches(todo)]  # fmt: skip
         _compute_locked(exp, out, attrs, tasks, summary, on_event, executor)
     return summary
+
+
+def batches(todo: list[tuple[str, str]]) -> list[tuple[str, tuple[str, ...]]]:
+    """(measure, keys) to compute together: a measure with `compute_batch` gets one batch per
+    `batch_of(key)` (e.g. per restart recipe); every other result is a batch of one."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for measure, key in todo:
+        m = spec(measure)
+        group = m.batch_of(key) if m.compute_batch is not None else "\0" + key
+        groups.setdefault((measure, group), []).append(key)
+    return [(measure, tuple(keys)) for (measure, _), keys in groups.items()]
 
 
 def _note(on_event: Callable[[Event], None], text: str) -> None:
@@ -178,26 +205,29 @@ def _compute_locked(
     """The writing part of `analyze`, under the analysis store's lock: the index, each result
     (here or on the executor's workers), then the index with the summary."""
     astore.write_index(out, attrs=attrs)
-    _say_plan(summary, tasks, on_event)
+    total = sum(len(t.keys) for t in tasks)
+    _say_plan(summary, [k for t in tasks for k in t.keys], on_event)
     for task in tasks:  # before any worker starts: a stale partial result is said, then dropped
-        if note := parts_of(task).reconcile():
-            on_event(Event("note", note))
+        for key in task.keys:
+            if note := parts_of(task, key).reconcile():
+                on_event(Event("note", note))
     if executor is not None and executor.remote:
         done = executor.map_unordered(compute_result_task, tasks)
     else:  # here, reusing the loaded experiment
         done = ((t, _compute_and_write(exp, t)) for t in tasks)
-    for i, (task, headline) in enumerate(done):
+    for task, headlines in done:
         astore.write_index(out, attrs=attrs)
-        summary.computed.append(f"{task.measure}/{task.key}")
-        on_event(
-            Event("run", f"{task.measure} {task.key}: {headline}", done=i + 1, total=len(tasks))
-        )
+        for key, headline in headlines:
+            summary.computed.append(f"{task.measure}/{key}")
+            n = len(summary.computed)
+            on_event(Event("run", f"{task.measure} {key}: {headline}", done=n, total=total))
     astore.write_index(out, attrs=attrs | {"summary": json.dumps(summarize(out))})
 
 
 @dataclass(frozen=True)
 class ResultTask:
-    """One (measure, key) result for a worker: everything it needs to compute and write it."""
+    """The results of one measure for a worker to compute together (one key, or a batch of
+    `batches`): everything it needs to compute and write them."""
 
     train_path: Path
     train_sha256: str  # a long-lived worker reloads a train store that changed since
@@ -205,29 +235,37 @@ class ResultTask:
     cfg: AnalysisConfig  # with --bn resolved
     options: AnalyzeOptions
     measure: str
-    key: str
+    keys: tuple[str, ...]
     budget: int
+    inputs: dict[str, dict[str, str]]  # key -> {run id: sha256 of the run file} as planned
 
 
-def _compute_and_write(exp: Experiment, task: ResultTask) -> str:
-    """Compute one result and write its file (atomically); return its headline."""
-    parts = parts_of(task)
-    result = _compute(exp, task.cfg, parts, task.measure, task.key, task.budget)
-    astore.write_result(task.out, task.measure, task.key, result)
-    parts.clear()
-    return str(result.attrs.get("headline", ""))
+def _compute_and_write(exp: Experiment, task: ResultTask) -> list[tuple[str, str]]:
+    """Compute the task's results and write their files (atomically); return each key with
+    its headline."""
+    for key in task.keys:
+        exp.forget_changed(task.inputs[key])
+    parts = {key: parts_of(task, key) for key in task.keys}
+    results = _compute(exp, task.cfg, parts, task.measure, task.budget)
+    done = []
+    for key, result in zip(task.keys, results, strict=True):
+        astore.write_result(task.out, task.measure, key, result)
+        parts[key].clear()
+        done.append((key, str(result.attrs.get("headline", ""))))
+    return done
 
 
-def parts_of(task: ResultTask) -> astore.Parts:
-    """The partial result of `task`, keyed by everything that determines it."""
+def parts_of(task: ResultTask, key: str) -> astore.Parts:
+    """The partial result of `key` in `task`, keyed by everything that determines it."""
     stamp = {
         "measure": task.measure,
-        "key": task.key,
+        "key": key,
         "parameters": task.cfg.parameters(task.measure),
         "train_store_sha256": task.train_sha256,
+        "inputs": task.inputs[key],
     }
     # through JSON once, as stored: a tuple setting must compare equal to the list read back
-    return astore.Parts(task.out, task.measure, task.key, json.loads(json.dumps(stamp)))
+    return astore.Parts(task.out, task.measure, key, json.loads(json.dumps(stamp)))
 
 
 @functools.lru_cache(maxsize=2)
@@ -236,8 +274,8 @@ def _worker_experiment(path: Path, sha256: str, options: AnalyzeOptions) -> Expe
     return Experiment(path, data_dir=options.data_dir, offline=options.offline, device=device)
 
 
-def compute_result_task(task: ResultTask) -> str:
-    """A worker's side: load the stores once per process, compute and write one result."""
+def compute_result_task(task: ResultTask) -> list[tuple[str, str]]:
+    """A worker's side: load the stores once per process, compute and write the results."""
     exp = _worker_experiment(task.train_path.resolve(), task.train_sha256, task.options)
     return _compute_and_write(exp, task)
 
@@ -270,7 +308,7 @@ def _plan(
             if key in reasons.get(name, {}):
                 summary.not_applicable[f"{name}/{key}"] = reasons[name][key]
                 continue
-            current, problem = _up_to_date(out, name, key, params)
+            current, problem = _up_to_date(out, name, key, params, inputs_of(exp, key))
             if problem:
                 on_event(Event("note", f"{name} {key}: damaged, computing it afresh ({problem})"))
             if current:
@@ -281,34 +319,48 @@ def _plan(
 
 
 def _compute(
-    exp: Experiment, cfg: AnalysisConfig, parts: astore.Parts, measure: str, key: str, budget: int
-) -> Result:
-    seed = result_seed(cfg.seed, measure, key)
-    ctx = Context(
-        exp=exp,
-        cfg=cfg,
-        generator=torch.Generator().manual_seed(seed),
-        save_part=parts.save,
-        load_parts=parts.load,
-        budget=budget,
-        loss_units=loss_units(loss_name(exp.cfg, exp.dataset)),
-    )
+    exp: Experiment,
+    cfg: AnalysisConfig,
+    parts: dict[str, astore.Parts],
+    measure: str,
+    budget: int,
+) -> list[Result]:
+    """The results of `measure` for the keys of `parts`: each alone (`compute`), or, for more
+    than one, together (`compute_batch`); every key has its own seed and kept parts."""
+    m, keys = spec(measure), list(parts)
+    seeds = [result_seed(cfg.seed, measure, key) for key in keys]
+    units = loss_units(loss_name(exp.cfg, exp.dataset))
+    ctxs = [
+        Context(exp=exp, cfg=cfg, generator=torch.Generator().manual_seed(seed),
+                save_part=parts[key].save, load_parts=parts[key].load, budget=budget,
+                loss_units=units)
+        for key, seed in zip(keys, seeds, strict=True)
+    ]  # fmt: skip
     started = time.perf_counter()
-    values, attrs = spec(measure).compute(ctx, key)
-    result = spec(measure).result(ctx, values, attrs)
-    _flag(exp, key, result)
-    result.attrs.update(
-        {
-            "parameters": json.dumps(cfg.parameters(measure)),
-            "seed": seed,
-            "seconds": time.perf_counter() - started,
-            "train_store": str(exp.path),
-            "landscape_version": __version__,
-            "torch_version": torch.__version__,
-            "device": str(exp.device),
-        }
-    )
-    return result
+    if len(keys) > 1 and m.compute_batch is not None:
+        computed = m.compute_batch(ctxs, keys)
+    else:
+        computed = [m.compute(ctx, key) for ctx, key in zip(ctxs, keys, strict=True)]
+    seconds = (time.perf_counter() - started) / len(keys)
+    results = []
+    for ctx, key, seed, (values, attrs) in zip(ctxs, keys, seeds, computed, strict=True):
+        result = m.result(ctx, values, attrs)
+        _flag(exp, key, result)
+        result.attrs.update(
+            {
+                "parameters": json.dumps(cfg.parameters(measure)),
+                "inputs": _inputs_text(inputs_of(exp, key)),
+                "seed": seed,
+                "seconds": seconds,  # a batch's time shared evenly between its results
+                "batch_size": len(keys),
+                "train_store": str(exp.path),
+                "landscape_version": __version__,
+                "torch_version": torch.__version__,
+                "device": str(exp.device),
+            }
+        )
+        results.append(result)
+    return results
 
 
 def _flag(exp: Experiment, key: str, result: Result) -> None:

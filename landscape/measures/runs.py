@@ -23,8 +23,8 @@ from landscape.data import Dataset, load_dataset
 from landscape.errors import StoreError
 from landscape.importer.sources import ImportRecord, stored_record
 from landscape.models import build_model
-from landscape.store.train_read import check_runs, read_index, read_run
-from landscape.store.train_store import file_checksum  # noqa: F401  (re-exported: analyze, tests)
+from landscape.store.train_read import check_runs, read_index, read_run, run_file
+from landscape.store.train_store import file_checksum
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,7 @@ class Experiment:
             )
         self._data_dir, self._offline = data_dir, offline
         self._runs: dict[str, StoredRun] = {}
+        self._checksums: dict[str, str] = {}  # sha256 of each run file as this object read it
         # imported points (`landscape import`): the user's model and data, rebuilt from here
         self.imported: ImportRecord | None = stored_record(self.index)
 
@@ -127,8 +128,31 @@ class Experiment:
 
     def run(self, run_id: str) -> StoredRun:
         if run_id not in self._runs:
+            planned = self.checksum(run_id)
             self._runs[run_id] = _load_run(self.path, run_id)
+            if file_checksum(run_file(self.path, run_id)) != planned:
+                del self._runs[run_id]
+                raise StoreError(
+                    f"store {self.path}, run {run_id}: its file changed while this analysis "
+                    "read it (another process wrote it); run the command again once that "
+                    "process is done"
+                )
         return self._runs[run_id]
+
+    def checksum(self, run_id: str) -> str:
+        """sha256 of run `run_id`'s file, as this object reads it: a result computed from the
+        run records it, so a result is never reused once the file changed."""
+        if run_id not in self._checksums:
+            self._checksums[run_id] = file_checksum(run_file(self.path, run_id))
+        return self._checksums[run_id]
+
+    def forget_changed(self, checksums: dict[str, str]) -> None:
+        """Drop what was read of each run whose file's checksum is no longer `checksums`' (a
+        long-lived worker's Experiment, after a run file was written anew)."""
+        for run_id, wanted in checksums.items():
+            if self._checksums.get(run_id, wanted) != wanted:
+                self._runs.pop(run_id, None)
+                self._checksums.pop(run_id, None)
 
     @cached_property
     def _template(self) -> nn.Module:

@@ -1,5 +1,11 @@
 """1D and 2D slices of the loss surface, and linear interpolation between two points.
 
+Along an interpolation path three numbers, each under its paper's name: `barrier_height`, the
+loss barrier (Entezari et al. 2022: loss above the straight chord, for a path between two
+minima); `error_barrier` (Frankle et al. 2020: error above the endpoints' mean error); and
+`largest_rise` (the largest increase of the loss along the path, 0 when monotone; Goodfellow et
+al. 2015, Lucas et al. 2021), which is the one to read on a path from init to a minimum.
+
 Every point is evaluated through `Objective.evaluate` on a stack of flat parameter vectors
 (the objective chunks it to fit memory); no model is ever modified. Grids are float64 so the
 stored coordinates are exact; points are built in theta's dtype. Unlike loss-landscapes' grid,
@@ -93,23 +99,72 @@ def interpolate(
 
 
 def barrier_height(alphas: torch.Tensor, losses: torch.Tensor) -> float:
-    """max over alpha in [0, 1] of loss(alpha) - [(1 - alpha) loss(0) + alpha loss(1)].
+    """Entezari et al. (2022)'s loss barrier: max over alpha in [0, 1] of
+    loss(alpha) - [(1 - alpha) loss(0) + alpha loss(1)], the loss above the straight chord.
 
     alphas (n,) must contain 0 and 1 exactly (see `default_alphas`); losses (n,) in the loss's
     units. The result is >= 0 (the endpoints give 0): about 0 for a convex path, the height of
     the bump above the chord otherwise. NaN if any loss in [0, 1] is NaN (divergence shows).
+    It is a barrier between two minima; on a path from an initial point down to a minimum read
+    `largest_rise` instead (a strictly falling path can still lie above its chord).
     """
-    grid = _check_coords(alphas, "barrier_height", "alphas")
-    values = torch.as_tensor(losses).to(torch.float64)
-    if values.shape != grid.shape:
-        raise ConfigError(
-            f"barrier_height: expected losses of the alphas' shape {tuple(grid.shape)}, found "
-            f"{tuple(values.shape)}; pass the losses evaluated at these alphas"
-        )
-    i0, i1 = _exact_index(grid, 0.0), _exact_index(grid, 1.0)
+    grid, values, i0, i1 = _path(alphas, losses, "barrier_height", "losses")
     inside = (grid >= 0) & (grid <= 1)
     chord = (1 - grid) * values[i0] + grid * values[i1]
     return float((values - chord)[inside].max())
+
+
+def error_barrier(alphas: torch.Tensor, accs: torch.Tensor) -> float:
+    """Frankle et al. (2020)'s error barrier (their instability): max over alpha in [0, 1] of
+    err(alpha) - (err(0) + err(1)) / 2, with err = 1 - accuracy.
+
+    alphas (n,) with 0 and 1 exactly on the grid; accs (n,) accuracy in [0, 1]. The result, a
+    fraction, is >= |err(0) - err(1)| / 2 (the endpoints), about that for a stable pair. NaN if
+    any accuracy in [0, 1] is NaN (regression has no accuracy, hence no error barrier).
+
+    >>> error_barrier(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.75, 0.25, 0.5]))
+    0.375
+    """
+    grid, values, i0, i1 = _path(alphas, accs, "error_barrier", "accs")
+    errors = 1 - values
+    inside = (grid >= 0) & (grid <= 1)
+    return float((errors[inside] - (errors[i0] + errors[i1]) / 2).max())
+
+
+def largest_rise(alphas: torch.Tensor, losses: torch.Tensor) -> float:
+    """The largest increase of the loss along the path, in order of alpha over [0, 1]:
+    max over 0 <= a <= b <= 1 of loss(b) - loss(a) (Goodfellow et al. 2015's monotone
+    interpolation, quantified as in Lucas et al. 2021).
+
+    alphas (n,) with 0 and 1 exactly on the grid; losses (n,) in the loss's units. 0 means the
+    loss never goes up from alpha 0 to alpha 1 (monotone non-increasing, as on most
+    init -> final paths); a dip then a rise of h gives h. NaN if any loss in [0, 1] is NaN.
+
+    >>> largest_rise(torch.tensor([0.0, 0.5, 1.0]), torch.tensor([3.0, 1.0, 1.5]))
+    0.5
+    """
+    grid, values, _, _ = _path(alphas, losses, "largest_rise", "losses")
+    inside = (grid >= 0) & (grid <= 1)
+    order = torch.argsort(grid[inside], stable=True)
+    along = values[inside][order]  # (m,) losses by increasing alpha in [0, 1]
+    if bool(torch.isnan(along).any()):
+        return math.nan
+    lowest_so_far = torch.cummin(along, dim=0).values
+    return float((along - lowest_so_far).max())
+
+
+def _path(
+    alphas: torch.Tensor, values: torch.Tensor, where: str, name: str
+) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    """alphas and values as float64 (n,), with the indices of alpha 0 and 1, or ConfigError."""
+    grid = _check_coords(alphas, where, "alphas")
+    v = torch.as_tensor(values).detach().to(device="cpu", dtype=torch.float64)
+    if v.shape != grid.shape:
+        raise ConfigError(
+            f"{where}: expected {name} of the alphas' shape {tuple(grid.shape)}, found "
+            f"{tuple(v.shape)}; pass the {name} evaluated at these alphas"
+        )
+    return grid, v, _exact_index(grid, 0.0, where), _exact_index(grid, 1.0, where)
 
 
 def surface_1d(
@@ -244,12 +299,12 @@ def _anchors(n: int, lo: float, hi: float) -> tuple[int, int] | None:
     return None
 
 
-def _exact_index(grid: torch.Tensor, value: float) -> int:
+def _exact_index(grid: torch.Tensor, value: float, where: str) -> int:
     hits = (grid == value).nonzero()
     if len(hits) == 0:
         raise ConfigError(
-            f"barrier_height: expected alpha {value} exactly on the grid (the endpoints of the "
-            f"chord), found alphas from {grid.min().item()} to {grid.max().item()} without it; "
+            f"{where}: expected alpha {value} exactly on the grid (an endpoint of the "
+            f"path), found alphas from {grid.min().item()} to {grid.max().item()} without it; "
             "use default_alphas(), which puts 0 and 1 on the grid exactly"
         )
     return int(hits[0, 0])

@@ -235,6 +235,11 @@ class MeasureSpec:
     # why one key cannot be computed on this store ("" when it can), e.g. an imported run
     # without an initial point; the runner records the reason and the report shows it
     skip_reason: Callable[[Experiment, str], str] = field(default=lambda exp, key: "")
+    # several results computed as one (e.g. the restarts of every overfit run trained as one
+    # stack): keys with the same `batch_of(key)` go to one `compute_batch(contexts, keys)`,
+    # which returns their (values, attrs) in order, the same as `compute` of each alone
+    compute_batch: Callable[[list[Context], list[str]], list[tuple[dict, dict]]] | None = None
+    batch_of: Callable[[str], str] = field(default=lambda key: key)
 
     def result(self, ctx: Context, values: dict[str, Any], attrs: dict[str, Any]) -> Result:
         """The stored form: every array named in `values` with its declared meaning."""

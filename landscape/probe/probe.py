@@ -32,6 +32,15 @@ from landscape.core.layout import Layout
 from landscape.core.losses import loss_units
 from landscape.errors import ConfigError
 from landscape.measures.common import line
+from landscape.measures.curve import (
+    CURVE_BATCH,
+    CURVE_EPOCHS,
+    CURVE_LR,
+    CURVE_OPTIMIZER,
+    CurveRecipe,
+    curve_values,
+    train_curves,
+)
 from landscape.measures.directions import random_plane
 from landscape.measures.epsilon_sharpness import box_sharpness
 from landscape.measures.gradient import gradient_norms
@@ -40,6 +49,7 @@ from landscape.measures.registry import spec
 from landscape.measures.restart import RECIPES, restart_values
 from landscape.measures.runner import default_budget
 from landscape.measures.slices import default_alphas, grid_coordinates, surface_2d
+from landscape.measures.spec import ALPHA_POINTS, Setting
 from landscape.measures.trace import hutchinson
 from landscape.probe.checks import (
     check_runs,
@@ -198,15 +208,21 @@ class Probe:
         alpha_max: float = 1.5,
     ) -> ProbeResult:
         """Loss and accuracy on (1 - alpha) theta + alpha theta_other, alpha from alpha_min to
-        alpha_max (0 and 1 on the grid), and each split's barrier height over [0, 1].
-        `other`: a module of the same architecture, or a flat vector (P,)."""
+        alpha_max (0 and 1 on the grid), and over [0, 1] each split's loss barrier (Entezari et
+        al. 2022; `barrier_<split>_loss`), error barrier (Frankle et al. 2020;
+        `barrier_<split>_error`, classification only) and largest loss rise (Lucas et al. 2021;
+        `rise_<split>_loss`, 0 = monotone): the barriers between two minima, the rise from an
+        initial point. `other`: a module of the same architecture, or a flat vector (P,)."""
         started = time.perf_counter()
         b = other_point(other, self.model.layout, self.theta)
         alphas = default_alphas(alpha_points, alpha_min, alpha_max)
         values: dict[str, Any] = {"alpha": alphas}
         attrs: dict[str, Any] = {"a": "model", "b": "other"}
         line(self.objectives(), self.theta, b, alphas, "", values, attrs)
-        attrs["headline"] = f"train barrier {attrs['barrier_train_loss']:.3g}"
+        attrs["headline"] = (
+            f"train loss barrier {attrs['barrier_train_loss']:.3g} (Entezari et al.), largest "
+            f"train loss rise {attrs['rise_train_loss']:.3g}"
+        )
         params = {"alpha_points": alpha_points, "alpha_min": alpha_min, "alpha_max": alpha_max}
         return self._result("interpolation", values, attrs, params, None, started, "line.model")
 
@@ -236,7 +252,8 @@ class Probe:
         generator: torch.Generator | None = None,
     ) -> ProbeResult:
         """Train a copy of theta on `data` with a recipe of `landscape analyze` ("sgd": SGD
-        lr 0.1, batch 64, 20 epochs; "adam-full": full-batch Adam 1e-3, 300 steps), logging
+        lr 0.1, batch 64, 20 epochs; "sgd-paper", the authors': SGD lr 0.5, batch 64, 20,000
+        steps; "adam-full": full-batch Adam 1e-3, 300 steps), logging
         loss, accuracy, gradient norm and distance moved; then the line from theta to the end.
         `init`: a point to measure the distance from (e.g. the model at initialization).
         Needs `data` as tensors (minibatches are drawn across the whole set)."""
@@ -261,6 +278,51 @@ class Probe:
         params = {"recipes": [recipe], "alpha_points": alpha_points}
         key = f"{recipe}.model"
         return self._result("restart", values, attrs, params, seed_used, started, key)
+
+    def curve(
+        self,
+        other: nn.Module | torch.Tensor,
+        *,
+        epochs: int = 50,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        optimizer: str = "adam",
+        alpha_points: int = 41,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> ProbeResult:
+        """Garipov et al.'s quadratic Bezier curve from theta to `other` (a module of the same
+        architecture, or a flat vector (P,)): its bend trained on `data` (one t ~ U(0, 1) per
+        minibatch step, `optimizer` adam or sgd with momentum 0.9), then loss and accuracy
+        along the curve and along the straight line at `alpha_points` values of t in [0, 1], with
+        each path's loss barrier (Entezari et al.) and error barrier (Frankle et al.). Needs
+        `data` as tensors (minibatches are drawn across the whole set)."""
+        settings = {
+            CURVE_EPOCHS: epochs, CURVE_LR: lr, CURVE_BATCH: batch_size,
+            CURVE_OPTIMIZER: optimizer, ALPHA_POINTS: alpha_points,
+        }  # fmt: skip
+        params = {s.name: _checked("Probe.curve", s, v) for s, v in settings.items()}
+        objs = self._restart_objectives()
+        gen, seed_used = generator_of(seed, generator)
+        started = time.perf_counter()
+        b = other_point(other, self.model.layout, self.theta)
+        t_gen = torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gen)))
+        recipe = CurveRecipe(optimizer, float(lr), int(batch_size), int(epochs))
+        (fit,) = train_curves(objs["train"], self.theta.unsqueeze(0), b.unsqueeze(0), recipe,
+                              generators=[gen], t_generators=[t_gen])  # fmt: skip
+        if self.test is None:
+            del objs["test"]
+        ts = default_alphas(alpha_points, 0.0, 1.0)
+        values, attrs = curve_values(objs, self.theta, b, fit.bend, ts)
+        values |= {"step": fit.steps, "mid_train_loss": fit.mid_train_loss,
+                   "mid_train_acc": fit.mid_train_acc, "bend_moved": fit.bend_moved}  # fmt: skip
+        attrs |= {"a": "model", "b": "other", "recipe": str(recipe)}
+        attrs |= {"diverged_step": fit.diverged_step}
+        attrs["headline"] = (
+            f"train loss barrier: curve {attrs['curve_barrier_train_loss']:.3g}, line "
+            f"{attrs['line_barrier_train_loss']:.3g}"
+        )
+        return self._result("curve", values, attrs, params, seed_used, started, "curve.model")
 
     # -- helpers -----------------------------------------------------------------------------
 
@@ -310,3 +372,14 @@ class Probe:
 
     def _units(self) -> str:
         return loss_units(self.loss_name) if self.loss_name in ("cross_entropy", "mse") else "loss"
+
+
+def _checked(where: str, setting: Setting, value: Any) -> Any:
+    """`value` checked as `setting` is in `landscape analyze`, the message naming `where`."""
+    try:
+        return setting.validate(value)
+    except ConfigError:
+        raise ConfigError(
+            f"{where}: {setting.name.removeprefix('curve_')}={value!r}: expected "
+            f"{setting.expectation}"
+        ) from None

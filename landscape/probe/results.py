@@ -202,7 +202,29 @@ def _interpolation(r: ProbeResult, ax: Axes | None) -> Figure:
         xlabel=f"α: θ(α) = (1 − α) θ_{ends[0]} + α θ_{ends[1]}",
         ylabel=f"loss ({r.units['train_loss']})",
         markers={"a": (0.0, ends[0]), "b": (1.0, ends[1])},
-        title=f"barrier (train) {float(r.attrs['barrier_train_loss']):.3g}",
+        title=f"train loss barrier (Entezari) {float(r.attrs['barrier_train_loss']):.3g}, "
+        f"largest rise (0 = monotone) {float(r.attrs['rise_train_loss']):.3g}",
+    )
+
+
+def _curve(r: ProbeResult, ax: Axes | None) -> Figure:
+    from landscape.report.figures import plot_lines
+
+    lines = {
+        f"{path} ({s})": (r.alpha, getattr(r, f"{path}_{s}_loss"))
+        for path in ("curve", "line")
+        for s in ("train", "test")
+        if f"{path}_{s}_loss" in r.names
+    }
+    return plot_lines(
+        lines,
+        ax=ax,
+        xlabel="t: Bezier curve (1 − t)² a + 2t(1 − t) bend + t² b, or the line (1 − t) a + t b",
+        ylabel=f"loss ({r.units['curve_train_loss']})",
+        markers={"a": (0.0, "a"), "b": (1.0, "b")},
+        title=f"train loss barrier (Entezari): curve "
+        f"{float(r.attrs['curve_barrier_train_loss']):.3g}, line "
+        f"{float(r.attrs['line_barrier_train_loss']):.3g}",
     )
 
 
@@ -236,4 +258,5 @@ _DRAWERS: dict[str, Callable[[ProbeResult, Any], Figure]] = {
     "surface2d": _surface,
     "interpolation": _interpolation,
     "restart": _restart,
+    "curve": _curve,
 }

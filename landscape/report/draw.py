@@ -21,6 +21,7 @@ from landscape.report.draw_curvature import (
 )
 from landscape.report.draw_curves import (
     accuracy_figure,
+    curve_figure,
     distance_per_seed_figure,
     distance_steps_figure,
     epochs_figure,
@@ -94,8 +95,9 @@ SECTIONS: tuple[Section, ...] = (
     Section(
         "interpolation",
         "1D interpolations",
-        ("interpolation", "surface1d"),
-        "Loss and accuracy on straight lines between points and along random directions.",
+        ("interpolation", "curve", "surface1d"),
+        "Loss and accuracy on straight lines between points, on a trained curve between two minima "
+        "and along random directions.",
     ),
     Section(
         "surfaces",
@@ -182,24 +184,40 @@ FIGURES: tuple[FigureSpec, ...] = (
         "interpolation_init_final.png",
         "interpolation",
         ("interpolation",),
-        "From the initial point (α = 0) to the final point (α = 1) and beyond: a monotone descent "
-        "means no barrier on the way.",
+        "From the initial point (α = 0) to the final point (α = 1) and beyond: a descent that "
+        "never goes up on [0, 1] is monotone (largest loss rise 0; Goodfellow et al. 2015, Lucas "
+        "et al. 2021). It joins a starting point to a minimum, not two minima, so the summary "
+        "gives its largest loss rise, not a barrier.",
         interpolation_figure("init-final", ("init", "final")),
     ),
     FigureSpec(
         "interpolation_normal_overfit.png",
         "interpolation",
         ("interpolation",),
-        "From each seed's normal point (α = 0) to its overfit point (α = 1): a bump in the train "
-        "loss between them is a barrier separating the two minima.",
+        "From each seed's normal point (α = 0) to its overfit point (α = 1): train loss above the "
+        "straight chord between the ends is the loss barrier (Entezari et al. 2022), error above "
+        "the ends' mean error the error barrier (Frankle et al. 2020); either separates the two "
+        "minima.",
         interpolation_figure("normal-overfit", ("normal", "overfit")),
+    ),
+    FigureSpec(
+        "curve_normal_overfit.png",
+        "interpolation",
+        ("curve",),
+        "From each seed's normal point (t = 0) to its overfit point (t = 1) along a quadratic "
+        "Bezier curve whose bend was trained on the clean training set (Garipov et al. 2018), and "
+        "along the straight line: a curve whose train loss stays low where the line's rises joins "
+        "the two minima by a low-loss path; the barriers of both are in the summary.",
+        curve_figure,
     ),
     FigureSpec(
         "interpolation_line.png",
         "interpolation",
         ("interpolation",),
-        "From a model (α = 0) to a second point (α = 1), measured with landscape.Probe: a bump in "
-        "the train loss above the straight chord between the ends is a barrier.",
+        "From a model (α = 0) to a second point (α = 1), measured with landscape.Probe: between "
+        "two minima, train loss above the straight chord between the ends is the loss barrier "
+        "(Entezari et al. 2022); from a start to a minimum, read the largest loss rise instead "
+        "(Lucas et al. 2021; 0 = monotone).",
         interpolation_figure("line", ("model", "other")),
     ),
     FigureSpec(

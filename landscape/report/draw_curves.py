@@ -1,4 +1,4 @@
-"""Figure builders for training, distance, gradient and 1D slices: store arrays to plots."""
+"""Figure builders for training, distance, gradient, 1D slices and curves: store arrays to plots."""
 
 from __future__ import annotations
 
@@ -132,6 +132,38 @@ def interpolation_figure(kind: str, ends: tuple[str, str]) -> Callable[[ReportDa
         )
 
     return make
+
+
+CURVE_COLORS = {"trained curve": PAIR_COLOR, "straight line": "0.55"}
+
+
+def curve_figure(data: ReportData) -> Figure | None:
+    """The trained Bezier curve and the straight line between each seed's normal and overfit
+    points (bands over seeds), train and test, loss and accuracy."""
+
+    def paths(name: str) -> dict[str, S.Curve]:
+        return {
+            label: curve
+            for path, label in (("curve", "trained curve"), ("line", "straight line"))
+            for curve in S.result_curves(
+                data, "curve", f"{path}_{name}", x="alpha", group=lambda k, r: "all"
+            ).values()
+        }
+
+    grid = [
+        (
+            f"{split} {q}",
+            "accuracy (fraction)" if q == "accuracy" else "loss",
+            paths(f"{split}_{a}"),
+        )
+        for q, a in (("loss", "loss"), ("accuracy", "acc"))
+        for split in ("train", "test")
+    ]
+    if not any(g[2] for g in grid):
+        return None
+    markers = {"a": (0.0, "normal"), "b": (1.0, "overfit")}
+    xlabel = "t on the curve φ(t), α on the line (1 − α) θ_normal + α θ_overfit"
+    return plot_line_grid(grid, xlabel=xlabel, markers=markers, colors=CURVE_COLORS)
 
 
 def slices_figure(data: ReportData) -> Figure | None:

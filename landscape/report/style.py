@@ -28,7 +28,12 @@ DPI = 100
 PAGE_WIDTH = 11.5
 # normal blue, overfit vermillion (Okabe-Ito: distinct for colour-blind readers and in grey)
 MODE_COLORS = {"normal": "#0072B2", "overfit": "#D55E00"}
-RECIPE_COLORS = {"sgd": "#009E73", "adam-full": "#CC79A7", "adam": "#E69F00"}
+RECIPE_COLORS = {
+    "sgd": "#009E73",
+    "sgd-paper": "#56B4E9",
+    "adam-full": "#CC79A7",
+    "adam": "#E69F00",
+}
 PAIR_COLOR = "#6A3D9A"  # normal <-> overfit lines: neither mode's colour
 OTHER_COLORS = ("#56B4E9", "#E69F00", "#009E73", "#F0E442", "#CC79A7", "#999999")
 

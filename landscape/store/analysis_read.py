@@ -64,6 +64,7 @@ def read_index(index_path: Path) -> dict[str, Any]:
         attrs = r.attrs()
         for name in ("config", "summary"):
             r.json_attr(name, dict, default={})
+        r.json_attr("skipped", dict, default={})
         measures = r.json_attr("measures", dict, default={})
         r.attr("train_store", str, default="")
         r.attr("train_store_sha256", str, default="")
@@ -102,12 +103,27 @@ def check_output(out: Path, train_path: Path) -> None:
         )
 
 
+# what a recorded summary scalar (`summary.Scalar.to_json`) must hold for the summary to use it
+SCALAR_NEEDS = ("quantity", "label", "units")
+SCALAR_AT = ("value", "first", "last", "peak_over_last")
+
+
+def _scalar_spec(s: Any) -> bool:
+    return (
+        isinstance(s, dict)
+        and all(isinstance(s.get(k), str) and s[k] for k in SCALAR_NEEDS)
+        and all(isinstance(v, str) for v in s.values())
+        and s.get("at", "value") in SCALAR_AT
+        and bool(s.get("array") or s.get("attr"))
+    )
+
+
 def _check_spec(path: Path, name: str, spec: Any) -> None:
     """A recorded measure spec has the fields the summary and the report read."""
     ok = (
         isinstance(spec, dict)
         and isinstance(spec.get("scalars", []), list)
-        and all(isinstance(s, dict) for s in spec.get("scalars", []))
+        and all(_scalar_spec(s) for s in spec.get("scalars", []))
         and isinstance(spec.get("arrays", {}), dict)
         and all(
             isinstance(v, list) and len(v) == 3 and isinstance(v[2], list)

@@ -28,6 +28,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from landscape.store import h5write
+
 # The layout's names and paths, and the checked readers, live in analysis_read.
 from landscape.store.analysis_read import (  # noqa: F401
     ANALYSIS_SCHEMA,
@@ -72,17 +74,18 @@ def parts_dir(index_path: Path, measure: str, key: str) -> Path:
 def write_result(index_path: Path, measure: str, key: str, result: Result) -> Path:
     """Write one result file atomically; return its path."""
     path = result_file(index_path, measure, key)
-    with atomic_path(path, what="result file") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path, what="result file") as tmp, h5write.new_file(tmp) as f:
         f.attrs["landscape_kind"] = "landscape.result"
         f.attrs["measure"] = measure
         f.attrs["key"] = key
         for name, value in result.attrs.items():
             f.attrs[name] = _attr(value)
         for name, arr in result.arrays.items():
-            ds = f.create_dataset(name, data=arr.values)
+            ds = h5write.array(f, name, arr.values)
             ds.attrs["long_name"] = arr.long_name
             ds.attrs["units"] = arr.units
         _attach_scales(f, result)
+        h5write.list_arrays(f)
     return path
 
 
@@ -103,7 +106,7 @@ def write_index(index_path: Path, *, attrs: dict[str, Any]) -> bool:
     if index_holds(index_path, wanted, links):
         return False
     root = results_dir(index_path)
-    with atomic_path(index_path, what="analysis store index") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(index_path, what="analysis store index") as tmp, h5write.new_file(tmp) as f:
         for name, value in wanted.items():
             f.attrs[name] = value
         for measure, keys in links.items():

@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 
 from landscape.errors import StoreError
+from landscape.store import h5write
 from landscape.store.atomic import atomic_path
 from landscape.store.h5read import open_h5, plain
 
@@ -114,12 +115,10 @@ def _write_layout(group: h5py.Group, arrays: dict[str, np.ndarray], what: str) -
     }
     group.attrs["description"] = f"layout of the flat {what} vectors"
     for key, values in arrays.items():
-        dtype = text if values.dtype == object else values.dtype
-        ds = group.create_dataset(
-            key,
-            data=values.astype(dtype) if dtype != text else [str(v) for v in values],
-            dtype=dtype,
-        )
+        if values.dtype == object:  # names and shapes: variable-length text
+            ds = group.create_dataset(key, data=[str(v) for v in values], dtype=text)
+        else:
+            ds = h5write.array(group, key, values)
         _set_meta(ds, meta[key], "1" if key != "offset" and key != "numel" else "entries")
 
 
@@ -131,24 +130,25 @@ def _write_vectors(f: h5py.File, rec: RunRecord) -> None:
     ):
         g = f.create_group(name)
         _set_meta(
-            g.create_dataset("params", data=params.astype(np.float32)),
+            h5write.array(g, "params", data=params.astype(np.float32)),
             f"{name} parameters, flat (see /layout)",
             units,
         )
         _set_meta(
-            g.create_dataset("buffers", data=buffers.astype(np.float32)),
+            h5write.array(g, "buffers", data=buffers.astype(np.float32)),
             f"{name} running statistics, flat (see /buffer_layout)",
             units,
         )
     f["final"].attrs["step"] = rec.final_step
     f["final"].attrs["epoch"] = rec.final_epoch
     c = f.create_group("checkpoints")
-    step = c.create_dataset("step", data=rec.checkpoint_steps.astype(np.int64))
+    step = h5write.array(c, "step", data=rec.checkpoint_steps.astype(np.int64))
     _set_meta(step, "optimizer steps taken at the checkpoint", "steps")
     step.make_scale("step")
-    epoch = c.create_dataset("epoch", data=rec.checkpoint_epochs.astype(np.float64))
+    epoch = h5write.array(c, "epoch", data=rec.checkpoint_epochs.astype(np.float64))
     _set_meta(epoch, "epochs at the checkpoint", "epochs")
-    p = c.create_dataset(
+    p = h5write.array(
+        c,
         "params",
         data=rec.checkpoint_params.astype(np.float32),
         chunks=True,
@@ -156,7 +156,7 @@ def _write_vectors(f: h5py.File, rec: RunRecord) -> None:
         compression_opts=1,
     )
     _set_meta(p, "parameters at each checkpoint, flat (see /layout)", units)
-    b = c.create_dataset("buffers", data=rec.checkpoint_buffers.astype(np.float32))
+    b = h5write.array(c, "buffers", data=rec.checkpoint_buffers.astype(np.float32))
     _set_meta(b, "running statistics at each checkpoint", units)
     for ds in (epoch, p, b):
         ds.dims[0].attach_scale(step)
@@ -164,13 +164,13 @@ def _write_vectors(f: h5py.File, rec: RunRecord) -> None:
 
 def _write_history(f: h5py.File, rec: RunRecord, loss_units: str) -> None:
     g = f.create_group("history")
-    step = g.create_dataset("step", data=rec.history["step"].astype(np.int64))
+    step = h5write.array(g, "step", data=rec.history["step"].astype(np.int64))
     _set_meta(step, *HISTORY_META["step"])
     step.make_scale("step")
     for key, values in rec.history.items():
         if key == "step":
             continue
-        ds = g.create_dataset(key, data=values.astype(np.float64))
+        ds = h5write.array(g, key, data=values.astype(np.float64))
         long_name, units = HISTORY_META[key]
         _set_meta(ds, long_name, units.format(loss=loss_units))
         ds.dims[0].attach_scale(step)
@@ -179,7 +179,7 @@ def _write_history(f: h5py.File, rec: RunRecord, loss_units: str) -> None:
 def write_run(index_path: Path, rec: RunRecord, *, loss_units: str) -> Path:
     """Write one run's file atomically (temporary name, then rename); return its path."""
     path = run_file(index_path, rec.run_id)
-    with atomic_path(path, what="run file") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(path, what="run file") as tmp, h5write.new_file(tmp) as f:
         f.attrs["landscape_kind"] = "landscape.run"
         f.attrs["schema"] = STORE_SCHEMA
         for key in ("run_id", "mode", "index", "seed", "status", "diverged_step"):
@@ -192,8 +192,9 @@ def write_run(index_path: Path, rec: RunRecord, *, loss_units: str) -> Path:
         _write_vectors(f, rec)
         _write_history(f, rec, loss_units)
         if rec.corrupt_targets is not None:
-            ds = f.create_dataset("corrupt_targets", data=rec.corrupt_targets)
+            ds = h5write.array(f, "corrupt_targets", data=rec.corrupt_targets)
             _set_meta(ds, "corrupted test targets appended to the training set", "label or target")
+        h5write.list_arrays(f)
     return path
 
 
@@ -223,7 +224,7 @@ def write_index(index_path: Path, *, config_json: str, planned: list[str], attrs
     if index_holds(index_path, wanted, {"runs": linked}):
         return False
     rel = runs_dir(index_path).name
-    with atomic_path(index_path, what="store index") as tmp, h5py.File(tmp, "w") as f:
+    with atomic_path(index_path, what="store index") as tmp, h5write.new_file(tmp) as f:
         for key, value in wanted.items():
             f.attrs[key] = value
         g = f.create_group("runs")

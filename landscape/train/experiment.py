@@ -61,7 +61,7 @@ def _merge_plan(path: Path, cfg: ExperimentConfig, index: dict | None) -> list[s
         raise ConfigError(
             f"store {path} holds an experiment with a different config ("
             + "; ".join(diffs[:5])
-            + "); write to a new -o path, or delete the store to start over"
+            + "); write to a new -o path, or move this store away to start over"
         )
     return list(dict.fromkeys(index["planned_runs"] + plan))
 

@@ -21,23 +21,15 @@ import torch
 from torch import nn
 
 from landscape._version import __version__
-from landscape.config import ExperimentConfig, OptimConfig, total_steps
-from landscape.core.batched import (
-    Engine,
-    ModuleEngine,
-    StackedEngine,
-    activation_numel,
-    chunk_rows,
-    evaluate,
-    loss_function,
-)
+from landscape.config import ExperimentConfig, total_steps
+from landscape.core.batched import Engine, ModuleEngine, StackedEngine
 from landscape.core.devices import cuda_free_bytes
+from landscape.core.loop import LoopData, Schedule, StackLoop, make_optimizer, run_loop
 from landscape.core.losses import loss_name
 from landscape.data import Dataset, TrainingSet
 from landscape.errors import ConfigError
 from landscape.models import build_model, init_parameters
 from landscape.store import train_store as store
-from landscape.train.orders import EpochOrders
 
 MODES = ("normal", "overfit")
 
@@ -55,15 +47,6 @@ class RuntimeOptions:
     memory_budget: int | None = None
     wait: bool = False  # another process writes the store: wait for it instead of failing
     replace_damaged: bool = False  # train damaged run files afresh instead of refusing to
-
-
-@dataclass(frozen=True)
-class Schedule:
-    steps_per_epoch: int
-    total_steps: int
-    batch_size: int
-    checkpoint_steps: np.ndarray  # (n,) in [1, total_steps], always ends at total_steps
-    log_steps: np.ndarray  # (m,) in [0, total_steps], starts at 0, ends at total_steps
 
 
 @dataclass
@@ -119,177 +102,20 @@ def _initial_modules(cfg: ExperimentConfig, ds: Dataset, indices: list[int]) -> 
     return modules
 
 
-def make_optimizer(cfg: OptimConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-    """The configured optimizer; fused kernels where the build has them (elementwise, so a
-    stack of K runs behaves exactly like K separate optimizers)."""
+def loop_data(ds: Dataset, tset: TrainingSet, device: torch.device) -> LoopData:
+    """The mode's training set, and the clean sets it is logged on, on the device."""
 
-    def build(**extra: bool) -> torch.optim.Optimizer:
-        if cfg.name == "sgd":
-            return torch.optim.SGD(
-                params,
-                lr=cfg.lr,
-                momentum=cfg.momentum,
-                nesterov=cfg.nesterov,
-                weight_decay=cfg.weight_decay,
-                **extra,
-            )
-        cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
-        return cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **extra)
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(a).to(device)
 
-    try:
-        return build(fused=True)
-    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
-        return build()
-
-
-@dataclass(frozen=True)
-class _Tensors:
-    """The mode's training set and the clean evaluation sets, on the device."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_test: torch.Tensor
-    targets_test: dict[str, torch.Tensor]  # "test" and, for overfit, "corrupt"
-
-    @classmethod
-    def of(cls, ds: Dataset, tset: TrainingSet, device: torch.device) -> _Tensors:
-        def t(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(a).to(device)
-
-        targets = {"test": t(ds.y_test)}
-        if tset.corrupt_y_test is not None:
-            targets["corrupt"] = t(tset.corrupt_y_test)
-        return cls(t(tset.x), t(tset.y), t(ds.x_train), t(ds.y_train), t(ds.x_test), targets)
-
-
-class _Loop:
-    """One group's training loop: steps, histories at log steps, checkpoints."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        data: _Tensors,
-        sched: Schedule,
-        loss_name: str,
-        classification: bool,
-        budget: int,
-    ):
-        self.engine, self.data, self.sched = engine, data, sched
-        self.loss_fn = loss_function(loss_name)
-        self.classification = classification
-        template = engine.template if isinstance(engine, StackedEngine) else engine.module
-        act = activation_numel(template, data.x_train[:1])
-        self.rows = chunk_rows(engine.k, act, budget_bytes=budget, with_grad=True)
-        self.theta0 = engine.flat_params()
-        self.init_buffers = engine.flat_buffers().cpu().numpy()
-        self.history: dict[str, list[torch.Tensor]] = {}
-        self.checkpoints: list[tuple[int, np.ndarray, np.ndarray]] = []
-        device = data.x.device
-        self.first_bad = torch.full((engine.k,), -1, dtype=torch.int64, device=device)
-        self.obj_sum = torch.zeros(engine.k, device=device)
-        self.obj_count = 0
-
-    def record(self, step: int) -> None:
-        """Evaluate every run at `step` and append to the histories."""
-        d, e = self.data, self.engine
-        tr = evaluate(
-            e,
-            d.x_train,
-            {"train": d.y_train},
-            self.loss_fn,
-            rows=self.rows,
-            classification=self.classification,
-            grad_of="train",
-        )
-        te = evaluate(
-            e,
-            d.x_test,
-            d.targets_test,
-            self.loss_fn,
-            rows=self.rows,
-            classification=self.classification,
-        )
-        nan = torch.full_like(tr.loss, float("nan"))
-        objective = self.obj_sum / self.obj_count if self.obj_count else nan
-        row = {
-            "step": torch.full_like(tr.loss, step),
-            "epoch": torch.full_like(tr.loss, step / self.sched.steps_per_epoch),
-            "train_loss": tr.loss,
-            "train_acc": tr.acc["train"],
-            "test_loss": te.losses["test"],
-            "test_acc": te.acc["test"],
-            "corrupt_loss": te.losses.get("corrupt", nan),
-            "corrupt_acc": te.acc.get("corrupt", nan),
-            "grad_norm": tr.grad_norm,
-            "dist_init": (e.flat_params() - self.theta0).norm(dim=1),
-            "objective_loss": objective,
-        }
-        for key, value in row.items():
-            self.history.setdefault(key, []).append(value.detach().float())
-        self.obj_sum.zero_()
-        self.obj_count = 0
-
-    def step(self, step: int, idx: torch.Tensor, opt: torch.optim.Optimizer) -> None:
-        """One optimizer step of every run on its own minibatch `idx` (K, B)."""
-        out = self.engine.forward(self.data.x[idx], train=True)
-        loss = self.loss_fn(out, self.data.y[idx])
-        opt.zero_grad(set_to_none=True)
-        loss.sum().backward()  # runs are independent: d(sum)/d(theta_k) = d(loss_k)/d(theta_k)
-        opt.step()
-        detached = loss.detach()
-        bad = ~torch.isfinite(detached)
-        self.first_bad = torch.where(bad & (self.first_bad < 0), step, self.first_bad)
-        self.obj_sum += detached
-        self.obj_count += 1
-
-    def all_diverged(self) -> bool:
-        return bool((self.first_bad >= 0).all())
-
-    def checkpoint(self, step: int) -> None:
-        params = self.engine.flat_params().cpu().numpy()
-        buffers = self.engine.flat_buffers().cpu().numpy()
-        self.checkpoints.append((step, params, buffers))
-
-
-def _run_loop(
-    loop: _Loop,
-    sched: Schedule,
-    gens: list[torch.Generator],
-    opt: torch.optim.Optimizer,
-    on_steps: Callable[[int], None],
-) -> int:
-    """Train to `sched.total_steps` (or until every run diverged); return the last step."""
-    n = loop.data.x.shape[0]
-    device = loop.data.x.device
-    log_set, ck_set = set(sched.log_steps.tolist()), set(sched.checkpoint_steps.tolist())
-    report_every = max(1, sched.total_steps // 200)
-    step = 0
-    loop.record(0)
-    epochs = -(-sched.total_steps // sched.steps_per_epoch)
-    # on CUDA the next epoch's orders are drawn while this one trains (landscape.train.orders)
-    with EpochOrders(gens, n, device, epochs) as orders:
-        while step < sched.total_steps:
-            perms = orders.next()
-            for b in range(sched.steps_per_epoch):
-                if step >= sched.total_steps:
-                    break
-                loop.step(step, perms[:, b * sched.batch_size : (b + 1) * sched.batch_size], opt)
-                step += 1
-                if step in ck_set:
-                    loop.checkpoint(step)
-                if step in log_set:
-                    loop.record(step)
-                    if loop.all_diverged():
-                        return step
-                if step % report_every == 0:
-                    on_steps(step)
-    return step
+    targets = {"test": t(ds.y_test)}
+    if tset.corrupt_y_test is not None:
+        targets["corrupt"] = t(tset.corrupt_y_test)
+    return LoopData(t(tset.x), t(tset.y), t(ds.x_train), t(ds.y_train), t(ds.x_test), targets)
 
 
 def _records(
-    loop: _Loop,
+    loop: StackLoop,
     cfg: ExperimentConfig,
     mode: str,
     indices: list[int],
@@ -298,7 +124,7 @@ def _records(
     tset: TrainingSet,
 ) -> list[store.RunRecord]:
     """Cut the group's stacked results into one RunRecord per run."""
-    hist = {k: torch.stack(v).cpu().numpy() for k, v in loop.history.items()}  # (m, K)
+    hist = loop.stacked_history()  # (m, K)
     first_bad = loop.first_bad.cpu().numpy()
     theta0 = loop.theta0.cpu().numpy()
     layout, blayout = loop.engine.layout, loop.engine.buffer_layout
@@ -377,9 +203,9 @@ def train_group(
     sched = make_schedule(cfg, len(tset.x))
     started = time.perf_counter()
     engine = _engine(_initial_modules(cfg, ds, indices), cfg, ds, batched, device)
-    loop = _Loop(
+    loop = StackLoop(
         engine,
-        _Tensors.of(ds, tset, device),
+        loop_data(ds, tset, device),
         sched,
         loss_name(cfg, ds),
         ds.task == "classification",
@@ -389,7 +215,7 @@ def train_group(
         torch.Generator().manual_seed(_order_seed(cfg.train.seed + k, tset.mode)) for k in indices
     ]
     opt = make_optimizer(cfg.optim, engine.parameters())
-    last = _run_loop(loop, sched, gens, opt, on_steps)
+    last = run_loop(loop, sched, gens, opt, on_steps)
     attrs = _run_attrs(
         ds, tset, sched, device, batched, engine.layout.size, cfg, ds_loss=loss_name(cfg, ds)
     )

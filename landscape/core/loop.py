@@ -1,0 +1,203 @@
+"""The one training loop: K parameter sets stepped together as a stack, logged and checkpointed.
+
+`landscape train` runs it on K seeds of a configuration (a `StackedEngine` over K modules) and
+the restart measure on K stored points (a `FlatEngine` over K flat vectors): the same minibatch
+orders (one `torch.randperm` per run per epoch from the run's own generator), the same
+optimizer (`make_optimizer`, elementwise, so a stack behaves like K separate optimizers), the
+same divergence rule (a run's first step with a non-finite minibatch loss; the others go on)
+and the same history (full-dataset loss, accuracy and gradient norm at the log steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from landscape.config import OptimConfig
+from landscape.core.batched import (
+    Engine,
+    LossFn,
+    activation_numel,
+    chunk_rows,
+    evaluate,
+    loss_function,
+)
+from landscape.core.orders import EpochOrders
+
+
+@dataclass(frozen=True)
+class Schedule:
+    steps_per_epoch: int
+    total_steps: int
+    batch_size: int
+    checkpoint_steps: np.ndarray  # (n,) in [1, total_steps], always ends at total_steps
+    log_steps: np.ndarray  # (m,) in [0, total_steps], starts at 0, ends at total_steps
+
+
+def make_optimizer(cfg: OptimConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    """The configured optimizer; fused kernels where the build has them (elementwise, so a
+    stack of K runs behaves exactly like K separate optimizers)."""
+
+    def build(**extra: bool) -> torch.optim.Optimizer:
+        if cfg.name == "sgd":
+            return torch.optim.SGD(
+                params,
+                lr=cfg.lr,
+                momentum=cfg.momentum,
+                nesterov=cfg.nesterov,
+                weight_decay=cfg.weight_decay,
+                **extra,
+            )
+        cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
+        return cls(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay, **extra)
+
+    try:
+        return build(fused=True)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device/dtype
+        return build()
+
+
+@dataclass(frozen=True)
+class LoopData:
+    """What the loop steps on (x, y) and what it logs on, on the device."""
+
+    x: torch.Tensor  # the set the minibatches are drawn from
+    y: torch.Tensor
+    x_train: torch.Tensor  # logged as train_* with the gradient norm (the clean training set)
+    y_train: torch.Tensor
+    x_test: torch.Tensor
+    targets_test: dict[str, torch.Tensor]  # "test" and, e.g. for overfit runs, "corrupt"
+
+
+class StackLoop:
+    """One stack's training loop: steps, histories at log steps, checkpoints.
+
+    `origin` (K, P), when given, adds the history column `dist_origin`: each run's distance
+    from its own reference point (a restart's run initial point); `dist_init` is always the
+    distance from where this loop started.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        data: LoopData,
+        sched: Schedule,
+        loss: str | LossFn,
+        classification: bool,
+        budget: int,
+        origin: torch.Tensor | None = None,
+    ):
+        self.engine, self.data, self.sched = engine, data, sched
+        self.loss_fn = loss_function(loss) if isinstance(loss, str) else loss
+        self.classification = classification
+        act = activation_numel(engine.template_module(), data.x_train[:1])
+        self.rows = chunk_rows(engine.k, act, budget_bytes=budget, with_grad=True)
+        self.theta0 = engine.flat_params()
+        self.origin = None if origin is None else origin.to(self.theta0.device)
+        self.init_buffers = engine.flat_buffers().cpu().numpy()
+        self.history: dict[str, list[torch.Tensor]] = {}
+        self.checkpoints: list[tuple[int, np.ndarray, np.ndarray]] = []
+        device = data.x.device
+        self.first_bad = torch.full((engine.k,), -1, dtype=torch.int64, device=device)
+        self.last_finite: dict[int, torch.Tensor] = {}  # run -> its point before its first bad step
+        self.obj_sum = torch.zeros(engine.k, device=device)
+        self.obj_count = 0
+
+    def record(self, step: int) -> None:
+        """Evaluate every run at `step` and append to the histories."""
+        d, e = self.data, self.engine
+        e.refresh()
+        train = {"train": d.y_train}
+        kw = {"rows": self.rows, "classification": self.classification}
+        tr = evaluate(e, d.x_train, train, self.loss_fn, grad_of="train", **kw)  # type: ignore[arg-type]
+        te = evaluate(e, d.x_test, d.targets_test, self.loss_fn, **kw)  # type: ignore[arg-type]
+        nan = torch.full_like(tr.loss, float("nan"))
+        objective = self.obj_sum / self.obj_count if self.obj_count else nan
+        point = e.flat_params()
+        row = {
+            "step": torch.full_like(tr.loss, step),
+            "epoch": torch.full_like(tr.loss, step / self.sched.steps_per_epoch),
+            "train_loss": tr.loss,
+            "train_acc": tr.acc["train"],
+            "test_loss": te.losses["test"],
+            "test_acc": te.acc["test"],
+            "corrupt_loss": te.losses.get("corrupt", nan),
+            "corrupt_acc": te.acc.get("corrupt", nan),
+            "grad_norm": tr.grad_norm,
+            "dist_init": (point - self.theta0).norm(dim=1),
+            "objective_loss": objective,
+        }
+        if self.origin is not None:
+            row["dist_origin"] = (point - self.origin).norm(dim=1)
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(value.detach().float())
+        self.obj_sum.zero_()
+        self.obj_count = 0
+
+    def step(self, step: int, idx: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        """One optimizer step of every run on its own minibatch `idx` (K, B)."""
+        out = self.engine.forward(self.data.x[idx], train=True)
+        loss = self.loss_fn(out, self.data.y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.sum().backward()  # runs are independent: d(sum)/d(theta_k) = d(loss_k)/d(theta_k)
+        detached = loss.detach()
+        bad = ~torch.isfinite(detached)
+        fresh = bad & (self.first_bad < 0)
+        if bool(fresh.any()):  # rare: keep each newly diverged run's last finite point
+            point = self.engine.flat_params()
+            for k in fresh.nonzero().flatten().tolist():
+                self.last_finite[k] = point[k].cpu()
+        self.first_bad = torch.where(fresh, step, self.first_bad)
+        opt.step()
+        self.obj_sum += detached
+        self.obj_count += 1
+
+    def all_diverged(self) -> bool:
+        return bool((self.first_bad >= 0).all())
+
+    def checkpoint(self, step: int) -> None:
+        params = self.engine.flat_params().cpu().numpy()
+        buffers = self.engine.flat_buffers().cpu().numpy()
+        self.checkpoints.append((step, params, buffers))
+
+    def stacked_history(self) -> dict[str, np.ndarray]:
+        """{column: (m, K)} of everything recorded."""
+        return {k: torch.stack(v).cpu().numpy() for k, v in self.history.items()}
+
+
+def run_loop(
+    loop: StackLoop,
+    sched: Schedule,
+    gens: list[torch.Generator],
+    opt: torch.optim.Optimizer,
+    on_steps: Callable[[int], None] = lambda s: None,
+) -> int:
+    """Train to `sched.total_steps` (or until every run diverged); return the last step."""
+    n = loop.data.x.shape[0]
+    device = loop.data.x.device
+    log_set, ck_set = set(sched.log_steps.tolist()), set(sched.checkpoint_steps.tolist())
+    report_every = max(1, sched.total_steps // 200)
+    step = 0
+    loop.record(0)
+    epochs = -(-sched.total_steps // sched.steps_per_epoch)
+    # on CUDA the next epoch's orders are drawn while this one trains (landscape.core.orders)
+    with EpochOrders(gens, n, device, epochs) as orders:
+        while step < sched.total_steps:
+            perms = orders.next()
+            for b in range(sched.steps_per_epoch):
+                if step >= sched.total_steps:
+                    break
+                loop.step(step, perms[:, b * sched.batch_size : (b + 1) * sched.batch_size], opt)
+                step += 1
+                if step in ck_set:
+                    loop.checkpoint(step)
+                if step in log_set:
+                    loop.record(step)
+                    if loop.all_diverged():
+                        return step
+                if step % report_every == 0:
+                    on_steps(step)
+    return step
