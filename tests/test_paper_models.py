@@ -86,8 +86,10 @@ def test_xavier_uniform_weights_refuses_a_constant_bias():
 
 def test_sgd_paper_is_the_authors_restart_and_runs_its_20000_steps():
     assert RECIPES["sgd-paper"] == Recipe("sgd", lr=0.5, batch_size=64, steps=20_000)
-    batch, total, logs = _schedule(RECIPES["sgd-paper"], 2000, 30)
-    assert (batch, total, logs[0], logs[-1]) == (64, 20_000, 0, 20_000)
+    sched = _schedule(RECIPES["sgd-paper"], 2000, 30)
+    logs = sched.log_steps
+    assert (sched.batch_size, sched.total_steps, logs[0], logs[-1]) == (64, 20_000, 0, 20_000)
+    assert sched.steps_per_epoch == 32 and list(sched.checkpoint_steps) == [20_000]
     from landscape.measures.runner import AnalysisConfig
 
     AnalysisConfig(recipes=("sgd-paper",)).check()
