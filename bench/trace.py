@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from landscape.config import resolve_config
+from landscape.core.batched import GRADIENT_GRAPH
 from landscape.core.flat import Objective
 from landscape.measures.curvature import HVP, hessian_trace, top_eigenvalues
 from landscape.measures.runs import Experiment
@@ -84,7 +85,7 @@ def exact_trace(point: Point, batch: int) -> float:
     theta = point.theta.detach().clone().requires_grad_()
     size = theta.numel()
     diagonal = torch.zeros(size, dtype=torch.float64)
-    for xb, yb, w in obj._data_chunks(obj._rows(1, 6)):
+    for xb, yb, w in obj._data_chunks(obj._rows(1, GRADIENT_GRAPH)):
         with torch.enable_grad():
             (g,) = torch.autograd.grad(obj._chunk_loss(theta, xb, yb), theta, create_graph=True)
         for start in range(0, size, batch):

@@ -219,10 +219,16 @@ def activation_numel(template: nn.Module, example: torch.Tensor, *, views: bool 
     return max(total, 1)
 
 
-def chunk_rows(k: int, act_numel: int, *, budget_bytes: int, with_grad: bool) -> int:
-    """Examples per chunk so that K * chunk activations (float32) fit `budget_bytes`."""
-    per_row = k * act_numel * 4 * (3 if with_grad else 1)  # backward keeps ~2 more copies
-    return max(1, budget_bytes // per_row)
+# Copies of the activations an evaluation holds at once, per kind: a forward alone; a gradient
+# (backward keeps about two more); a gradient whose graph is kept for Hessian-vector products.
+FORWARD, GRADIENT, GRADIENT_GRAPH = 1, 3, 6
+
+
+def chunk_rows(k: int, act_numel: int, *, budget_bytes: int, copies: int) -> int:
+    """Examples per data chunk so that K points' activations (float32), `copies` times over
+    (FORWARD, GRADIENT or GRADIENT_GRAPH), fit `budget_bytes`: the one chunk rule of the
+    training loop and of `flat.Objective`."""
+    return max(1, budget_bytes // (k * act_numel * 4 * copies))
 
 
 def _chunks(n: int, size: int) -> Iterator[slice]:

@@ -24,7 +24,16 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from landscape.core.batched import LossFn, accuracy, activation_numel, loss_function
+from landscape.core.batched import (
+    FORWARD,
+    GRADIENT,
+    GRADIENT_GRAPH,
+    LossFn,
+    accuracy,
+    activation_numel,
+    chunk_rows,
+    loss_function,
+)
 from landscape.core.private_copy import derived, norm_layers, private_copy
 from landscape.errors import ConfigError
 
@@ -269,10 +278,10 @@ class Objective:
     def n(self) -> int:
         return self.x.shape[0]
 
-    def _rows(self, k: int, factor: int) -> int:
+    def _rows(self, k: int, copies: int) -> int:
         if self.model.bn == "batch":  # each batch's statistics: fixed batches, whatever the budget
             return self.model.bn_batch
-        return max(1, self.budget // (k * self.act * 4 * factor))
+        return chunk_rows(k, self.act, budget_bytes=self.budget, copies=copies)
 
     def _data_chunks(self, rows: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
         for start in range(0, self.n, rows):
@@ -314,8 +323,8 @@ class Objective:
         """Examples per data chunk of an evaluation of k points (on the loop path, one point's
         activations at a time, in chunks of at most LOOP_CHUNK_BYTES)."""
         if self.path == "vmap" or self.model.bn == "batch":  # bn='batch': fixed batches
-            return self._rows(k, 1)
-        return min(self._rows(1, 1), max(1, LOOP_CHUNK_BYTES // (4 * self.act)))
+            return self._rows(k, FORWARD)
+        return min(self._rows(1, FORWARD), max(1, LOOP_CHUNK_BYTES // (4 * self.act)))
 
     def _forward_points(
         self, thetas: torch.Tensor, xb: torch.Tensor, buffers: torch.Tensor | None
@@ -354,7 +363,7 @@ class Objective:
         theta = theta.to(self.x.device)
         g = torch.zeros_like(theta)
         buffers = self._point_buffers(theta)
-        for xb, yb, w in self._data_chunks(self._rows(1, 3)):
+        for xb, yb, w in self._data_chunks(self._rows(1, GRADIENT)):
             g += grad(self._chunk_loss)(theta, xb, yb, buffers) * w
         return g
 
@@ -379,7 +388,7 @@ class HessianVectorProduct:
         self.grads: list[tuple[torch.Tensor, float]] = []
         self.gradient = torch.zeros_like(theta)
         buffers = objective._point_buffers(self.theta)
-        for xb, yb, w in objective._data_chunks(objective._rows(1, 6)):
+        for xb, yb, w in objective._data_chunks(objective._rows(1, GRADIENT_GRAPH)):
             with torch.enable_grad():
                 loss = objective._chunk_loss(self.theta, xb, yb, buffers)
                 (g,) = torch.autograd.grad(loss, self.theta, create_graph=True)

@@ -18,6 +18,7 @@ import torch
 
 from landscape.config import OptimConfig
 from landscape.core.batched import (
+    GRADIENT,
     Engine,
     LossFn,
     activation_numel,
@@ -94,7 +95,7 @@ class StackLoop:
         self.loss_fn = loss_function(loss) if isinstance(loss, str) else loss
         self.classification = classification
         act = activation_numel(engine.template_module(), data.x_train[:1])
-        self.rows = chunk_rows(engine.k, act, budget_bytes=budget, with_grad=True)
+        self.rows = chunk_rows(engine.k, act, budget_bytes=budget, copies=GRADIENT)
         self.theta0 = engine.flat_params()
         self.origin = None if origin is None else origin.to(self.theta0.device)
         self.init_buffers = engine.flat_buffers().cpu().numpy()
