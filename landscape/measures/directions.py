@@ -140,7 +140,10 @@ def pca_directions(
     """
     offsets = _pca_offsets(trajectory, final, n, layout, ignore)
     centred = offsets - offsets.mean(dim=0)
-    _, singular, vh = torch.linalg.svd(centred, full_matrices=False)
+    # in float64, then rounded back: LAPACK's float32 results varied in their last bits from
+    # one call to the next in one process (a full test run; MKL's kernels may depend on memory
+    # alignment), and the same seed must give the same stored numbers
+    _, singular, vh = torch.linalg.svd(centred.double(), full_matrices=False)
     variance = singular**2
     total = variance.sum()
     if total == 0:
@@ -148,9 +151,9 @@ def pca_directions(
             "pca_directions: expected checkpoints that differ from each other, found "
             f"{len(trajectory)} identical offsets; pass checkpoints from along the path"
         )
-    directions = _sign_fixed(vh[:n])
+    directions = _sign_fixed(vh[:n]).to(offsets.dtype)
     coordinates = project_onto(trajectory, final, directions)
-    return PCAResult(directions, variance[:n] / total, coordinates)
+    return PCAResult(directions, (variance[:n] / total).to(offsets.dtype), coordinates)
 
 
 def project_onto(
@@ -167,8 +170,9 @@ def project_onto(
             f"{tuple(points.shape)} and {tuple(directions.shape)}; stack vectors as rows"
         )
     _check_pair(origin, directions[0], "project_onto")
-    offsets = (points - origin).to(directions.dtype)
-    return torch.linalg.lstsq(directions.T, offsets.T).solution.T
+    offsets = (points - origin).double()  # solved in float64 for the reason in pca_directions
+    solution = torch.linalg.lstsq(directions.T.double(), offsets.T).solution.T
+    return solution.to(directions.dtype)
 
 
 def _direction_part(
