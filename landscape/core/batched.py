@@ -7,7 +7,7 @@ code path:
   `torch.func.vmap(torch.func.functional_call)`; the template module's own tensors are never
   read for parameters and never written.
 - `ModuleEngine`: one live `nn.Module` (K = 1), the plain PyTorch way; the per-seed loop.
-- `landscape.core.flat.FlatEngine`: K flat parameter vectors of a `FlatModel` (restarts from
+- `landscape.core.flat_engine.FlatEngine`: K flat parameter vectors of a `FlatModel` (restarts from
   stored points).
 
 Both take inputs shaped (K, B, *input_shape) and return outputs (K, B, n_outputs).

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from landscape.core.flat import FlatEngine, FlatModel
+from landscape.core.flat import FlatModel
+from landscape.core.flat_engine import FlatEngine
 
 MIDPOINT = 0.5  # where an evaluation (the loop's logging) looks at the curve
 

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from landscape.config import OptimConfig
-from landscape.core.flat import FlatEngine, Objective
+from landscape.core.flat import Objective
+from landscape.core.flat_engine import FlatEngine
 from landscape.core.loop import LoopData, Schedule, StackLoop, make_optimizer, run_loop
 from landscape.errors import ConfigError
 from landscape.measures.common import all_runs, line, line_arrays, objectives, step_array

@@ -1,0 +1,69 @@
+"""K flat points of a `FlatModel` as one stack that the training loop (`landscape.core.loop`)
+steps: restarts from stored points (`landscape.measures.restart`) and, through `CurveEngine`,
+the bends of Bezier curves (`landscape.core.bezier`)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.func import vmap
+
+from landscape.core.flat import FlatModel
+
+
+class FlatEngine:
+    """K flat points of a `FlatModel` as one stack with the training loop's `Engine` interface.
+
+    The loop steps the (K, P) tensor `theta` itself (a private copy of the given points, never
+    the caller's). A training forward uses each minibatch's own BatchNorm statistics (as
+    `Objective.step_loss`); an evaluation uses the model's `bn` mode, with `buffers` (K, P_b)
+    the per-point statistics for 'stored' (e.g. each run's final ones; None: the model's) and
+    statistics re-estimated at each point by `refresh` for 'recalibrate'.
+    """
+
+    def __init__(self, model: FlatModel, thetas: torch.Tensor, buffers: torch.Tensor | None = None):
+        self.model = model
+        self.layout, self.buffer_layout = model.layout, model.buffer_layout
+        self.theta = thetas.detach().clone().float().requires_grad_()
+        self.stored = None if buffers is None or buffers.numel() == 0 else buffers.to(thetas.device)
+        self.eval_buffers = self.stored
+
+    @property
+    def k(self) -> int:
+        return self.theta.shape[0]
+
+    def template_module(self) -> nn.Module:
+        return self.model.template
+
+    def train_points(self) -> torch.Tensor:
+        """(K, P) where a training step evaluates the model: the points themselves."""
+        return self.theta
+
+    def eval_points(self) -> torch.Tensor:
+        """(K, P) where an evaluation (the loop's logging) looks: the points themselves."""
+        return self.theta
+
+    def refresh(self) -> None:
+        """Statistics at the evaluation points under bn='recalibrate' (else the stored ones)."""
+        fresh = self.model.point_buffers(self.eval_points().detach())
+        self.eval_buffers = self.stored if fresh is None else fresh
+
+    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
+        """x (K, B, ...), one batch per point -> (K, B, n_outputs)."""
+        if train:
+            return vmap(self.model.train_forward)(self.train_points(), x)
+        points = self.eval_points()
+        if self.eval_buffers is None:
+            return vmap(self.model.forward)(points, x)
+        return vmap(self.model.forward)(points, x, self.eval_buffers)
+
+    def parameters(self) -> list[torch.Tensor]:
+        return [self.theta]
+
+    def flat_params(self) -> torch.Tensor:
+        return self.theta.detach().clone()
+
+    def flat_buffers(self) -> torch.Tensor:
+        if self.eval_buffers is None:
+            return torch.zeros(self.k, 0)
+        return self.eval_buffers.detach().clone()
