@@ -38,6 +38,19 @@ class Schedule:
     log_steps: np.ndarray  # (m,) in [0, total_steps], starts at 0, ends at total_steps
 
 
+def short_schedule(
+    n: int, batch_size: int, *, steps: int = 0, epochs: int = 0, log_points: int
+) -> Schedule:
+    """A run of `steps` optimizer steps (0: `epochs` passes) over n examples in minibatches of
+    `batch_size` (0: full batch), logged at step 0, at `log_points` log-spaced steps and at the
+    last, with one checkpoint, at the end: a restart's or a curve's schedule."""
+    batch = min(batch_size or n, n)
+    per_epoch = -(-n // batch)
+    total = max(1, steps or epochs * per_epoch)
+    logs = np.unique(np.round(np.concatenate([[0, total], np.geomspace(1, total, log_points)])))
+    return Schedule(per_epoch, total, batch, np.array([total]), logs.astype(np.int64))
+
+
 def make_optimizer(cfg: OptimConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     """The configured optimizer; fused kernels where the build has them (elementwise, so a
     stack of K runs behaves exactly like K separate optimizers)."""
@@ -167,6 +180,22 @@ class StackLoop:
     def stacked_history(self) -> dict[str, np.ndarray]:
         """{column: (m, K)} of everything recorded."""
         return {k: torch.stack(v).cpu().numpy() for k, v in self.history.items()}
+
+    def histories(self) -> list[dict[str, np.ndarray]]:
+        """Each run's history {column: (m_k,)}, cut after its first bad step (if any)."""
+        hist, bad = self.stacked_history(), self.first_bad.cpu().numpy()
+        rows = np.ones(len(hist["step"]), dtype=bool)
+        return [
+            {key: v[hist["step"][:, j] <= b if b >= 0 else rows, j] for key, v in hist.items()}
+            for j, b in enumerate(bad.tolist())
+        ]
+
+    def end_points(self) -> torch.Tensor:
+        """(K, P) on the CPU: where each run is now, a diverged one at its last finite point."""
+        ends = self.engine.flat_params().cpu()
+        for j, point in self.last_finite.items():
+            ends[j] = point
+        return ends
 
 
 def run_loop(

@@ -23,7 +23,7 @@ import torch
 from landscape.config import OptimConfig
 from landscape.core.bezier import CurveEngine, bezier
 from landscape.core.flat import Objective
-from landscape.core.loop import LoopData, Schedule, StackLoop, make_optimizer, run_loop
+from landscape.core.loop import LoopData, StackLoop, make_optimizer, run_loop, short_schedule
 from landscape.measures.common import (
     line,
     line_attrs,
@@ -69,14 +69,6 @@ class CurveFit:
     diverged_step: int  # first step with a non-finite minibatch loss; -1 if none
 
 
-def _schedule(r: CurveRecipe, n: int, log_points: int) -> Schedule:
-    batch = min(r.batch_size or n, n)
-    per_epoch = -(-n // batch)
-    total = max(1, r.epochs * per_epoch)
-    logs = np.unique(np.round(np.concatenate([[0, total], np.geomspace(1, total, log_points)])))
-    return Schedule(per_epoch, total, batch, np.array([total]), logs.astype(np.int64))
-
-
 def train_curves(
     train: Objective,
     a: torch.Tensor,
@@ -98,7 +90,7 @@ def train_curves(
     """
     device = train.x.device
     a, b = a.to(device).float(), b.to(device).float()
-    sched = _schedule(r, train.n, log_points)
+    sched = short_schedule(train.n, r.batch_size, epochs=r.epochs, log_points=log_points)
     engine = CurveEngine(train.model, a, b, (a + b) / 2, generators=t_generators, buffers=buffers)
     # the loop logs a "test" set too: one training example stands in (its numbers are dropped)
     data = LoopData(train.x, train.y, train.x, train.y, train.x[:1], {"test": train.y[:1]})
@@ -110,19 +102,17 @@ def train_curves(
         momentum=GARIPOV_MOMENTUM if r.optimizer == "sgd" else 0.0,
     )
     run_loop(loop, sched, generators, make_optimizer(cfg, [engine.theta]))
-    hist, bad = loop.stacked_history(), loop.first_bad.cpu().numpy()
-    end = engine.flat_params().cpu()
-    return [_fit(hist, j, int(bad[j]), loop.last_finite.get(j, end[j])) for j in range(engine.k)]
+    bad, ends = loop.first_bad.tolist(), loop.end_points()
+    return [_fit(h, b, end) for h, b, end in zip(loop.histories(), bad, ends, strict=True)]
 
 
-def _fit(hist: dict[str, np.ndarray], j: int, bad: int, bend: torch.Tensor) -> CurveFit:
-    keep = hist["step"][:, j] <= bad if bad >= 0 else np.ones(len(hist["step"]), dtype=bool)
+def _fit(hist: dict[str, np.ndarray], bad: int, bend: torch.Tensor) -> CurveFit:
     return CurveFit(
-        bend=bend.detach().cpu(),
-        steps=hist["step"][keep, j].astype(np.int64),
-        mid_train_loss=hist["train_loss"][keep, j].astype(np.float64),
-        mid_train_acc=hist["train_acc"][keep, j].astype(np.float64),
-        bend_moved=hist["dist_init"][keep, j].astype(np.float64),
+        bend=bend,
+        steps=hist["step"].astype(np.int64),
+        mid_train_loss=hist["train_loss"].astype(np.float64),
+        mid_train_acc=hist["train_acc"].astype(np.float64),
+        bend_moved=hist["dist_init"].astype(np.float64),
         diverged_step=bad,
     )
 

@@ -17,7 +17,14 @@ import torch
 from landscape.config import OptimConfig
 from landscape.core.flat import Objective
 from landscape.core.flat_engine import FlatEngine
-from landscape.core.loop import LoopData, Schedule, StackLoop, make_optimizer, run_loop
+from landscape.core.loop import (
+    LoopData,
+    Schedule,
+    StackLoop,
+    make_optimizer,
+    run_loop,
+    short_schedule,
+)
 from landscape.errors import ConfigError
 from landscape.measures.common import all_runs, line, line_arrays, objectives, step_array
 from landscape.measures.slices import default_alphas
@@ -81,11 +88,8 @@ def recipe(name: str) -> Recipe:
 
 
 def _schedule(r: Recipe, n: int, log_points: int) -> Schedule:
-    batch = min(r.batch_size or n, n)
-    per_epoch = -(-n // batch)
-    total = r.steps or r.epochs * per_epoch
-    logs = np.unique(np.round(np.concatenate([[0, total], np.geomspace(1, total, log_points)])))
-    return Schedule(per_epoch, total, batch, np.array([total]), logs.astype(np.int64))
+    """The recipe's steps over n examples, logged at log-spaced steps (the loop's Schedule)."""
+    return short_schedule(n, r.batch_size, steps=r.steps, epochs=r.epochs, log_points=log_points)
 
 
 def _optimizer(r: Recipe, theta: torch.Tensor) -> torch.optim.Optimizer:
@@ -146,24 +150,18 @@ def restart_stack(
     )  # fmt: skip
     opt = _optimizer(r, engine.theta)
     run_loop(loop, sched, generators, opt)
-    hist, bad = loop.stacked_history(), loop.first_bad.cpu().numpy()
-    # the end: the last checkpoint (at the last step), or the last finite point of a diverged one
-    ends = torch.from_numpy(loop.checkpoints[-1][1]) if loop.checkpoints else starts.float()
-    return [
-        _result(hist, j, int(bad[j]), loop.last_finite.get(j, ends[j]) if bad[j] >= 0 else ends[j])
-        for j in range(len(starts))
-    ]
+    bad, ends = loop.first_bad.tolist(), loop.end_points()
+    return [_result(h, b, end) for h, b, end in zip(loop.histories(), bad, ends, strict=True)]
 
 
-def _result(hist: dict[str, np.ndarray], j: int, bad: int, end: torch.Tensor) -> RestartResult:
-    """Restart j of a stack: its history up to its first bad step, and its end point."""
-    keep = hist["step"][:, j] <= bad if bad >= 0 else np.ones(len(hist["step"]), dtype=bool)
+def _result(hist: dict[str, np.ndarray], bad: int, end: torch.Tensor) -> RestartResult:
+    """One restart of a stack from its history (cut at its first bad step) and end point."""
 
     def column(name: str) -> np.ndarray:
-        return hist[name][keep, j].astype(np.float64)
+        return hist[name].astype(np.float64)
 
     return RestartResult(
-        steps=hist["step"][keep, j].astype(np.int64),
+        steps=hist["step"].astype(np.int64),
         train_loss=column("train_loss"),
         train_acc=column("train_acc"),
         test_loss=column("test_loss"),
@@ -171,7 +169,7 @@ def _result(hist: dict[str, np.ndarray], j: int, bad: int, end: torch.Tensor) ->
         grad_norm=column("grad_norm"),
         dist_moved=column("dist_init"),  # the loop's distance from where it started
         dist_init=column("dist_origin"),
-        end=end.detach().cpu(),
+        end=end,
         diverged_step=bad,
     )
 

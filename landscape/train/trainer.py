@@ -124,14 +124,13 @@ def _records(
     tset: TrainingSet,
 ) -> list[store.RunRecord]:
     """Cut the group's stacked results into one RunRecord per run."""
-    hist = loop.stacked_history()  # (m, K)
+    histories = loop.histories()  # each cut after its run's first bad step
     first_bad = loop.first_bad.cpu().numpy()
     theta0 = loop.theta0.cpu().numpy()
     layout, blayout = loop.engine.layout, loop.engine.buffer_layout
     records = []
     for j, k in enumerate(indices):
         bad = int(first_bad[j])
-        keep_h = hist["step"][:, j] <= (bad if bad >= 0 else last)
         ckpts = [(s, p[j], b[j]) for s, p, b in loop.checkpoints if bad < 0 or s < bad]
         final_step, final_p, final_b = ckpts[-1] if ckpts else (0, theta0[j], loop.init_buffers[j])
         if bad < 0:
@@ -157,7 +156,7 @@ def _records(
                 final_epoch=final_step / loop.sched.steps_per_epoch,
                 final_params=final_p,
                 final_buffers=final_b,
-                history={key: v[keep_h, j] for key, v in hist.items()},
+                history=histories[j],
                 corrupt_targets=tset.corrupt_y_test,
                 attrs=attrs,
             )
