@@ -96,3 +96,18 @@ def test_files_written_before_checksums_are_read_as_before(copy):
     got = read_run(copy, "normal-000")
     np.testing.assert_array_equal(got["final"]["params"], want["final"]["params"])
     np.testing.assert_array_equal(got["checkpoints"]["params"], want["checkpoints"]["params"])
+
+
+def test_a_damaged_checkpoint_is_a_damaged_run_that_analyze_leaves_out(copy):
+    """Found when the store is checked (info, the start of analyze), not midway through."""
+    from landscape.store.train_read import check_run
+
+    _flip_bit_in(copy.parent / "tiny.runs" / "overfit-001.h5", "checkpoints/params")
+    check = check_run(copy, "overfit-001")
+    assert check.status == "damaged" and "checksum does not match" in (check.problem or "")
+    summary = analyze(
+        copy, copy.with_name("fresh.analysis.h5"), AnalysisConfig(measures=("distance",))
+    )
+    assert sorted(summary.computed) == [
+        f"distance/{r}" for r in ("normal-000", "normal-001", "overfit-000")
+    ]

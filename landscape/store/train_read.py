@@ -103,13 +103,15 @@ class RunCheck:
 
 
 def check_run(index_path: Path, run_id: str, identity: dict[str, Any] | None = None) -> RunCheck:
-    """Open and check one run file (not its checkpoint vectors); never raises for damage."""
+    """Open and check one run file, every array read (so that a checksum that fails is found
+    here, and the run reported damaged, not when a measure reads it); never raises for damage."""
     path = run_file(index_path, run_id)
     if not path.exists() and not path.is_symlink():
         return RunCheck(run_id, "missing")
     try:
         with _open_run(index_path, run_id) as r:
             facts = _inspect(r, run_id, identity)
+            _read_rest(r, facts)
             return RunCheck(run_id, facts["attrs"]["status"], row=_row(run_id, facts))
     except StoreError as e:
         return RunCheck(run_id, "damaged", problem=str(e))
@@ -137,19 +139,24 @@ def read_run(index_path: Path, run_id: str) -> dict[str, Any]:
     """Attributes and arrays of one run file, checked (every parameter vector finite)."""
     with _open_run(index_path, run_id) as r:
         out = _inspect(r, run_id, None)
-        p, pb, n = out["sizes"]
-        out["checkpoints"] = {
-            "step": out["checkpoints"]["step"],
-            "epoch": r.array("checkpoints/epoch", "fiu", (n,)),
-            "params": r.array("checkpoints/params", "f", (n, p), finite=True),
-            "buffers": r.array("checkpoints/buffers", "f", (n, pb)),
-        }
-        out["init"]["buffers"] = r.array("init/buffers", "f", (len(out["init"]["params"]) and pb,))
-        out["final"]["buffers"] = r.array("final/buffers", "f", (pb,))
-        if r.has("corrupt_targets"):
-            out["corrupt_targets"] = r.array("corrupt_targets", "fiu", (None,))
+        _read_rest(r, out)
     del out["sizes"]
     return out
+
+
+def _read_rest(r: H5, out: dict[str, Any]) -> None:
+    """Read into `out` (from `_inspect`) the arrays it only checked the shapes of."""
+    p, pb, n = out["sizes"]
+    out["checkpoints"] = {
+        "step": out["checkpoints"]["step"],
+        "epoch": r.array("checkpoints/epoch", "fiu", (n,)),
+        "params": r.array("checkpoints/params", "f", (n, p), finite=True),
+        "buffers": r.array("checkpoints/buffers", "f", (n, pb)),
+    }
+    out["init"]["buffers"] = r.array("init/buffers", "f", (len(out["init"]["params"]) and pb,))
+    out["final"]["buffers"] = r.array("final/buffers", "f", (pb,))
+    if r.has("corrupt_targets"):
+        out["corrupt_targets"] = r.array("corrupt_targets", "fiu", (None,))
 
 
 def _inspect(r: H5, run_id: str, identity: dict[str, Any] | None) -> dict[str, Any]:
