@@ -226,28 +226,37 @@ def _draw_seed(g: torch.Generator) -> int:
     return int(torch.randint(2**62, (1,), generator=g))
 
 
-def _result(
-    ctx: Context, normal: StoredRun, overfit: StoredRun, fit: CurveFit, ts: torch.Tensor
+def fit_values(
+    objs: dict[str, Objective],
+    a: torch.Tensor,
+    b: torch.Tensor,
+    fit: CurveFit,
+    ts: torch.Tensor,
+    recipe: CurveRecipe,
 ) -> tuple[dict, dict]:
-    objs = objectives(ctx, normal.final_buffers)
-    values, attrs = curve_values(objs, normal.final, overfit.final, fit.bend, ts)
+    """What a curve result stores: `curve_values` of the trained bend, its training history,
+    the recipe and a headline. Shared by `landscape analyze` and `Probe.curve`."""
+    values, attrs = curve_values(objs, a, b, fit.bend, ts)
     values |= {
         "step": fit.steps,
         "mid_train_loss": fit.mid_train_loss,
         "mid_train_acc": fit.mid_train_acc,
         "bend_moved": fit.bend_moved,
     }
-    attrs |= {
-        "a": normal.run_id,
-        "b": overfit.run_id,
-        "recipe": str(_recipe(ctx.cfg)),
-        "diverged_step": fit.diverged_step,
-    }
+    attrs |= {"recipe": str(recipe), "diverged_step": fit.diverged_step}
     attrs["headline"] = (
         f"train loss barrier: curve {attrs['curve_barrier_train_loss']:.3g}, line "
         f"{attrs['line_barrier_train_loss']:.3g}"
     )
     return values, attrs
+
+
+def _result(
+    ctx: Context, normal: StoredRun, overfit: StoredRun, fit: CurveFit, ts: torch.Tensor
+) -> tuple[dict, dict]:
+    objs = objectives(ctx, normal.final_buffers)
+    values, attrs = fit_values(objs, normal.final, overfit.final, fit, ts, _recipe(ctx.cfg))
+    return values, {"a": normal.run_id, "b": overfit.run_id} | attrs
 
 
 def _compute(ctx: Context, key: str) -> tuple[dict, dict]:

@@ -38,7 +38,7 @@ from landscape.measures.curve import (
     CURVE_LR,
     CURVE_OPTIMIZER,
     CurveRecipe,
-    curve_values,
+    fit_values,
     train_curves,
 )
 from landscape.measures.directions import random_plane
@@ -313,15 +313,8 @@ class Probe:
         if self.test is None:
             del objs["test"]
         ts = default_alphas(alpha_points, 0.0, 1.0)
-        values, attrs = curve_values(objs, self.theta, b, fit.bend, ts)
-        values |= {"step": fit.steps, "mid_train_loss": fit.mid_train_loss,
-                   "mid_train_acc": fit.mid_train_acc, "bend_moved": fit.bend_moved}  # fmt: skip
-        attrs |= {"a": "model", "b": "other", "recipe": str(recipe)}
-        attrs |= {"diverged_step": fit.diverged_step}
-        attrs["headline"] = (
-            f"train loss barrier: curve {attrs['curve_barrier_train_loss']:.3g}, line "
-            f"{attrs['line_barrier_train_loss']:.3g}"
-        )
+        values, attrs = fit_values(objs, self.theta, b, fit, ts, recipe)
+        attrs = {"a": "model", "b": "other"} | attrs
         return self._result("curve", values, attrs, params, seed_used, started, "curve.model")
 
     # -- helpers -----------------------------------------------------------------------------
