@@ -142,3 +142,83 @@ def test_streamed_batches_give_the_same_numbers_on_both_paths():
         assert len(passes) == before + 1  # one pass for all 4 points
         torch.testing.assert_close(streamed.loss, whole.loss, rtol=1e-6, atol=0)
         torch.testing.assert_close(streamed.acc, whole.acc, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("budget", [10**9, 200])
+def test_stack_gradients_are_exact_least_squares_gradients(least_squares, budget):
+    # the training loop's logging asks for K gradients at once: each is 2/n X^T (X theta - y)
+    model, x, y, xa = least_squares
+    thetas = torch.randn(5, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    ev = objective(model, x, y, budget).evaluate(thetas, gradient=True)
+    r = thetas.to(x.device) @ xa.T - y[:, 0]  # (K, n) residuals
+    torch.testing.assert_close(ev.grad, 2 / len(x) * r @ xa)
+    torch.testing.assert_close(ev.loss, (r**2).mean(dim=1))
+    assert objective(model, x, y, budget).evaluate(thetas).grad is None  # only when asked
+
+
+@pytest.mark.parametrize("net", ["mlp", "conv", "resnet-recalibrate"])
+def test_stack_gradients_match_one_point_at_a_time_on_both_paths(net):
+    model, x, y = _path_problem(net)
+    theta = torch.cat([p.detach().flatten() for p in model.template.parameters()])
+    thetas = theta + 0.3 * torch.randn(3, model.size, generator=torch.Generator().manual_seed(5))
+    kw = {"loss": "cross_entropy", "classification": True, "budget_bytes": 20 * 4 * 10**4}
+    for path in ("vmap", "loop"):
+        obj = Objective(model, x, y, path=path, **kw)
+        stacked = obj.evaluate(thetas, gradient=True)
+        single = torch.stack([obj.gradient(t) for t in thetas])
+        torch.testing.assert_close(stacked.grad, single, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(stacked.loss, obj.evaluate(thetas).loss, rtol=1e-6, atol=0)
+
+
+def test_other_targets_score_the_same_forward_as_their_own_objective():
+    model, x, y = _path_problem("conv")
+    wrong = (y + 1) % 4  # e.g. an overfit run's corrupted test labels
+    theta = torch.cat([p.detach().flatten() for p in model.template.parameters()])
+    thetas = theta + 0.5 * torch.randn(4, model.size, generator=torch.Generator().manual_seed(7))
+    kw = {"loss": "cross_entropy", "classification": True, "budget_bytes": 15 * 4 * 228}
+    both = Objective(model, x, y, other_targets={"corrupt": wrong}, **kw).evaluate(thetas)
+    alone = Objective(model, x, wrong, **kw).evaluate(thetas)
+    loss, acc = both.others["corrupt"]
+    torch.testing.assert_close(loss, alone.loss)
+    torch.testing.assert_close(acc, alone.acc)
+    torch.testing.assert_close(both.loss, Objective(model, x, y, **kw).evaluate(thetas).loss)
+    assert (acc + both.acc <= 1 + 1e-6).all()  # a label cannot be both right and wrong
+
+
+def test_given_buffers_override_the_models_statistics():
+    # per-point BatchNorm statistics (e.g. K stacked runs' running ones) reach each forward
+    net = make_resnet(width=4, num_classes=4)
+    model = FlatModel(net)
+    x = torch.randn(12, 3, 8, 8, generator=torch.Generator().manual_seed(8))
+    y = torch.arange(12) % 4
+    theta = torch.cat([p.detach().flatten() for p in net.parameters()])
+    stats = model.buffers.expand(2, -1).clone()
+    stats[1, : len(stats[1]) // 2] += 0.5  # the second point's statistics differ
+    obj = Objective(model, x, y, loss="cross_entropy", classification=True)
+    ev = obj.evaluate(theta.expand(2, -1), stats)
+    for k in range(2):
+        own = Objective(FlatModel(net, stats[k]), x, y, loss="cross_entropy", classification=True)
+        torch.testing.assert_close(ev.loss[k], own.value(theta), rtol=1e-6, atol=0)
+    assert ev.loss[0] != ev.loss[1]
+
+
+@pytest.mark.parametrize("path", ["vmap", "loop"])
+def test_outputs_are_each_points_forward(path):
+    model, x, y = _path_problem("mlp")
+    theta = torch.cat([p.detach().flatten() for p in model.template.parameters()])
+    thetas = theta + torch.randn(3, model.size, generator=torch.Generator().manual_seed(9))
+    obj = Objective(model, x, y, loss="cross_entropy", classification=True, path=path,
+                    budget_bytes=7 * 4 * 228)  # fmt: skip
+    out = obj.outputs(thetas)
+    assert out.shape == (3, 40, 4)
+    scale = out.abs().max()  # float32 sums in another order: rounding relative to the outputs
+    for k in range(3):
+        torch.testing.assert_close(out[k], model.forward(thetas[k], x), rtol=0, atol=1e-6 * scale)
+
+
+def test_streamed_data_cannot_carry_other_targets():
+    model, x, y = _path_problem("mlp")
+    source = as_source([(x[:20], y[:20]), (x[20:], y[20:])], loss="cross_entropy")
+    with pytest.raises(ConfigError, match="other target sets need the data in memory"):
+        source.objective(model, loss="cross_entropy", classification=True,
+                         other_targets={"corrupt": y})  # fmt: skip

@@ -1,7 +1,7 @@
-"""Loss, accuracy and gradient of a *stack* of K parameter vectors over a dataset.
+"""Training a *stack* of K parameter sets: engines, stacked losses, the chunk rule.
 
 Engines share one interface (`Engine`) so the training loop (`landscape.core.loop`) has one
-code path:
+code path; every evaluation (the loop's logging included) goes through `flat.Objective`:
 
 - `StackedEngine`: K parameter sets stacked along dim 0, evaluated with
   `torch.func.vmap(torch.func.functional_call)`; the template module's own tensors are never
@@ -10,13 +10,12 @@ code path:
 - `landscape.core.flat_engine.FlatEngine`: K flat parameter vectors of a `FlatModel` (restarts from
   stored points).
 
-Both take inputs shaped (K, B, *input_shape) and return outputs (K, B, n_outputs).
+All take training minibatches shaped (K, B, *input_shape) and return (K, B, n_outputs).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Protocol
 
 import torch
@@ -118,10 +117,19 @@ class StackedEngine:
     def _one(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.template, (params, buffers), (x,))
 
-    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
-        """(K, B, *input_shape) -> (K, B, n_outputs); BatchNorm uses batch stats iff `train`."""
-        self.template.train(train)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A training step's forward: (K, B, *input_shape) -> (K, B, n_outputs), BatchNorm on
+        each batch's statistics (updating the running ones)."""
+        self.template.train(True)
         return self._call(self.params, self.buffers, x)
+
+    def eval_points(self) -> torch.Tensor:
+        """(K, P) where the loop's logging evaluates: the parameters themselves."""
+        return self.flat_params()
+
+    def eval_buffers(self) -> torch.Tensor | None:
+        """(K, P_b) the statistics an evaluation normalizes with; None without buffers."""
+        return self.flat_buffers() if self.buffers else None
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.params.values())
@@ -152,9 +160,16 @@ class ModuleEngine:
     def refresh(self) -> None:
         """Before an evaluation: nothing to do."""
 
-    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
-        self.module.train(train)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A training step's forward of the one module: (1, B, ...) -> (1, B, n_outputs)."""
+        self.module.train(True)
         return self.module(x[0]).unsqueeze(0)
+
+    def eval_points(self) -> torch.Tensor:
+        return self.flat_params()
+
+    def eval_buffers(self) -> torch.Tensor | None:
+        return self.flat_buffers() if self.buffer_layout.entries else None
 
     def parameters(self) -> list[torch.Tensor]:
         return list(self.module.parameters())
@@ -169,7 +184,9 @@ class ModuleEngine:
 
 
 class Engine(Protocol):
-    """K parameter sets the training loop steps and evaluates (`landscape.core.loop`)."""
+    """K parameter sets the training loop steps (`forward`, `parameters`) and logs: the loop
+    evaluates `eval_points` with `eval_buffers` through `flat.Objective`, the one evaluator
+    (`landscape.core.loop`)."""
 
     layout: Layout
     buffer_layout: Layout
@@ -181,7 +198,11 @@ class Engine(Protocol):
 
     def refresh(self) -> None: ...
 
-    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor: ...
+    def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def eval_points(self) -> torch.Tensor: ...
+
+    def eval_buffers(self) -> torch.Tensor | None: ...
 
     def parameters(self) -> list[torch.Tensor]: ...
 
@@ -226,71 +247,5 @@ FORWARD, GRADIENT, GRADIENT_GRAPH = 1, 3, 6
 
 def chunk_rows(k: int, act_numel: int, *, budget_bytes: int, copies: int) -> int:
     """Examples per data chunk so that K points' activations (float32), `copies` times over
-    (FORWARD, GRADIENT or GRADIENT_GRAPH), fit `budget_bytes`: the one chunk rule of the
-    training loop and of `flat.Objective`."""
+    (FORWARD, GRADIENT or GRADIENT_GRAPH), fit `budget_bytes`: `flat.Objective`'s one rule."""
     return max(1, budget_bytes // (k * act_numel * 4 * copies))
-
-
-def _chunks(n: int, size: int) -> Iterator[slice]:
-    for start in range(0, n, size):
-        yield slice(start, min(start + size, n))
-
-
-@dataclass(frozen=True)
-class Metrics:
-    loss: torch.Tensor  # (K,) mean loss over the dataset
-    acc: dict[str, torch.Tensor]  # target name -> (K,) accuracy, NaN for regression
-    losses: dict[str, torch.Tensor]  # target name -> (K,) mean loss
-    grad_norm: torch.Tensor | None  # (K,) L2 norm of the full-dataset gradient, if asked
-
-
-def evaluate(
-    engine: Engine,
-    x: torch.Tensor,
-    targets: dict[str, torch.Tensor],
-    loss_fn: LossFn,
-    *,
-    rows: int,
-    classification: bool,
-    grad_of: str | None = None,
-) -> Metrics:
-    """Full-dataset loss and accuracy of every stack member against each target set.
-
-    One forward per chunk serves all `targets` (e.g. true and corrupted test labels). With
-    `grad_of`, also the L2 norm of the gradient of that target's mean loss (BatchNorm in eval
-    mode, i.e. running statistics). Chunks are weighted by their size, so the result does not
-    depend on `rows`.
-    """
-    n = x.shape[0]
-    k = engine.k
-    sums = {t: torch.zeros(k, device=x.device) for t in targets}
-    hits = {t: torch.zeros(k, device=x.device) for t in targets}
-    grads = [torch.zeros_like(p) for p in engine.parameters()] if grad_of else None
-    for sl in _chunks(n, rows):
-        xb = x[sl].unsqueeze(0).expand(k, *x[sl].shape)
-        with torch.set_grad_enabled(grad_of is not None):
-            out = engine.forward(xb, train=False)
-            for name, y in targets.items():
-                yb = y[sl].unsqueeze(0).expand(k, *y[sl].shape)
-                loss = loss_fn(out, yb)
-                w = (sl.stop - sl.start) / n
-                if grads is not None and name == grad_of:
-                    parts = torch.autograd.grad((loss * w).sum(), engine.parameters())
-                    for g, p in zip(grads, parts, strict=True):
-                        g += p
-                sums[name] += loss.detach() * w
-                if classification:
-                    hits[name] += accuracy(out.detach(), yb) * w
-    nan = torch.full((k,), float("nan"), device=x.device)
-    acc = {t: hits[t] if classification else nan for t in targets}
-    gnorm = _stack_norm(grads, stacked=not isinstance(engine, ModuleEngine)) if grads else None
-    first = next(iter(targets))
-    return Metrics(loss=sums[first], acc=acc, losses=sums, grad_norm=gnorm)
-
-
-def _stack_norm(tensors: list[torch.Tensor], *, stacked: bool) -> torch.Tensor:
-    """(K,) L2 norm over all tensors; a module's tensors have no stack dim (K = 1)."""
-    if stacked:
-        squares = torch.stack([t.pow(2).flatten(start_dim=1).sum(dim=1) for t in tensors])
-        return squares.sum(dim=0).sqrt()
-    return torch.stack([t.pow(2).sum() for t in tensors]).sum().sqrt().reshape(1)

@@ -41,8 +41,9 @@ class CurveEngine(FlatEngine):
     stay fixed. A training forward draws one t ~ U(0, 1) per curve from that curve's own
     generator (`generators[k]`, so K curves together give the numbers of each alone) and
     evaluates the model at phi_k(t) with each minibatch's own BatchNorm statistics. An
-    evaluation (the loop's logging: its train loss, accuracy and gradient norm) is at the
-    curve's midpoint phi(1/2) = (a + 2 theta + b) / 4, with the model's `bn` mode: `buffers`
+    evaluation (the loop's logging: its train loss, accuracy and gradient norm, the gradient
+    of the loss at that point with respect to the point) is at the curve's midpoint
+    phi(1/2) = (a + 2 theta + b) / 4, with the model's `bn` mode: `buffers`
     (K, P_b) for 'stored', statistics re-estimated at the midpoint by `refresh` for
     'recalibrate'. `flat_params` are the bends, so the loop's `dist_init` is how far each bend
     moved from where it started.

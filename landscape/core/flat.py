@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, vmap
 
 from landscape.core.batched import (
     FORWARD,
@@ -231,13 +231,20 @@ def stack_path(device: torch.device, point_numel: int, path: str = "auto") -> st
 class Evaluation:
     loss: torch.Tensor  # (K,) mean loss over the dataset (nats for cross-entropy)
     acc: torch.Tensor  # (K,) accuracy in [0, 1]; NaN for regression
+    grad: torch.Tensor | None = None  # (K, P) gradient of the mean loss, when asked for
+    # the objective's other target sets on the same inputs: name -> ((K,) loss, (K,) accuracy)
+    others: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
 
 
 class Objective:
     """The mean loss of a `FlatModel` on one dataset (x, y): L(theta).
 
-    `budget_bytes` bounds the activations held at once; stacks and data are chunked to fit.
-    Results do not depend on the chunking (chunks are weighted by their size).
+    The one evaluator of the toolkit: the training loop's logging, every measure and the
+    Python API evaluate through it. `budget_bytes` bounds the activations held at once; stacks
+    and data are chunked to fit by one rule (`batched.chunk_rows`). Results do not depend on
+    the chunking (chunks are weighted by their size). `other_targets` are further target sets
+    (N, ...) for the same inputs, e.g. an overfit run's corrupted test labels: `evaluate`
+    scores them from the same forward pass.
     """
 
     def __init__(
@@ -250,6 +257,7 @@ class Objective:
         classification: bool,
         budget_bytes: int = 256 * 2**20,
         path: str = "auto",
+        other_targets: dict[str, torch.Tensor] | None = None,
     ):
         if path not in STACK_PATHS:
             raise ConfigError(
@@ -257,6 +265,7 @@ class Objective:
                 "chooses by device and model size (see stack_path)"
             )
         self.model, self.x, self.y = model, x, y
+        self.others = dict(other_targets or {})
         # a name (cross_entropy, mse) or a stacked loss: outputs (K, B, ...), y (K, B, ...) -> (K,)
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
         self._loss = loss_function(loss) if isinstance(loss, str) else loss
@@ -284,47 +293,95 @@ class Objective:
         return chunk_rows(k, self.act, budget_bytes=self.budget, copies=copies)
 
     def _data_chunks(self, rows: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+        for xb, ys, w in self._target_chunks(rows):
+            yield xb, ys[0], w
+
+    def _target_chunks(self, rows: int) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], float]]:
+        """(inputs, [targets, *other targets], weight) per chunk of `rows` examples."""
+        targets = [self.y, *self.others.values()]
         for start in range(0, self.n, rows):
             stop = min(start + rows, self.n)
-            yield self.x[start:stop], self.y[start:stop], (stop - start) / self.n
+            yield self.x[start:stop], [t[start:stop] for t in targets], (stop - start) / self.n
 
-    def evaluate(self, thetas: torch.Tensor) -> Evaluation:
-        """Loss and accuracy of every row of thetas (K, P) on the whole dataset."""
+    def evaluate(
+        self, thetas: torch.Tensor, buffers: torch.Tensor | None = None, *, gradient: bool = False
+    ) -> Evaluation:
+        """Loss and accuracy of every row of thetas (K, P) on the whole dataset, and of the
+        other target sets; with `gradient`, each row's full-batch gradient too (K, P).
+
+        `buffers` (K, P_b): each point's BatchNorm statistics (e.g. runs' stored ones, held
+        fixed); None: the model's `bn` mode decides (its statistics, or recalibrated at each
+        point).
+        """
         thetas = thetas.to(self.x.device)
-        k_chunk = max(1, min(len(thetas), self.budget // (self.act * 4 * min(self.n, 256))))
-        losses, accs = [], []
-        with torch.no_grad():
-            for start in range(0, len(thetas), k_chunk):
-                part = thetas[start : start + k_chunk]
-                loss, acc = self._evaluate_chunk(part)
-                losses.append(loss)
-                accs.append(acc)
-        return Evaluation(torch.cat(losses), torch.cat(accs))
+        copies = GRADIENT if gradient else FORWARD
+        per_point = self.act * 4 * min(self.n, 256) * copies
+        k_chunk = max(1, min(len(thetas), self.budget // per_point))
+        parts = []
+        for start in range(0, len(thetas), k_chunk):
+            sl = slice(start, start + k_chunk)
+            part_buffers = None if buffers is None else buffers[sl].to(self.x.device)
+            parts.append(self._evaluate_chunk(thetas[sl], part_buffers, gradient))
+        return _joined(parts)
 
-    def _evaluate_chunk(self, thetas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        k = len(thetas)
-        loss = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
-        acc = torch.zeros(k, device=self.x.device, dtype=thetas.dtype)
-        buffers = self.model.point_buffers(thetas)
+    def _evaluate_chunk(
+        self, thetas: torch.Tensor, buffers: torch.Tensor | None, gradient: bool
+    ) -> Evaluation:
+        k, names = len(thetas), ["", *self.others]
+        loss = {t: torch.zeros(k, device=self.x.device, dtype=thetas.dtype) for t in names}
+        acc = {t: torch.zeros_like(loss[t]) for t in names}
+        grads = torch.zeros_like(thetas) if gradient else None
+        if buffers is None:
+            buffers = self.model.point_buffers(thetas)
         loop = self.path == "loop"
         groups = [slice(j, j + 1) for j in range(k)] if loop else [slice(0, k)]  # of the K points
-        for xb, yb, w in self._data_chunks(self._eval_rows(k)):
-            for g in groups:  # data outside, points inside: one pass over a streamed source
-                out = self._forward_points(thetas[g], xb, None if buffers is None else buffers[g])
-                yk = yb.unsqueeze(0).expand(len(out), *yb.shape)
-                loss[g] += self._loss(out, yk) * w
-                if self.classification:
-                    acc[g] += accuracy(out, yk) * w
+        rows = self._eval_rows(k, GRADIENT if gradient else FORWARD)
+        with torch.set_grad_enabled(gradient):
+            for xb, ys, w in self._target_chunks(rows):
+                for g in groups:  # data outside, points inside: one pass over a streamed source
+                    points = thetas[g].detach().requires_grad_(gradient)
+                    out = self._forward_points(points, xb, None if buffers is None else buffers[g])
+                    for i, (name, yb) in enumerate(zip(names, ys, strict=True)):
+                        yk = yb.unsqueeze(0).expand(len(out), *yb.shape)
+                        value = self._loss(out, yk)
+                        if grads is not None and i == 0:
+                            (part,) = torch.autograd.grad((value * w).sum(), points)
+                            grads[g] += part
+                        loss[name][g] += value.detach() * w
+                        if self.classification:
+                            acc[name][g] += accuracy(out.detach(), yk) * w
         if not self.classification:
-            acc.fill_(float("nan"))
-        return loss, acc
+            for a in acc.values():
+                a.fill_(float("nan"))
+        others = {t: (loss[t], acc[t]) for t in self.others}
+        return Evaluation(loss[""], acc[""], grads, others)
 
-    def _eval_rows(self, k: int) -> int:
+    def outputs(self, thetas: torch.Tensor, buffers: torch.Tensor | None = None) -> torch.Tensor:
+        """The network's outputs (K, N, ...) at every row of thetas (K, P) on the objective's
+        inputs (what a regression net draws), by `evaluate`'s path and data chunks."""
+        thetas = thetas.to(self.x.device)
+        buffers = self.model.point_buffers(thetas) if buffers is None else buffers.to(thetas)
+        groups = (
+            [slice(j, j + 1) for j in range(len(thetas))]
+            if self.path == "loop"
+            else [slice(0, len(thetas))]
+        )
+        chunks = []
+        with torch.no_grad():
+            for xb, _, _ in self._target_chunks(self._eval_rows(len(thetas))):
+                outs = [
+                    self._forward_points(thetas[g], xb, None if buffers is None else buffers[g])
+                    for g in groups
+                ]
+                chunks.append(torch.cat(outs))
+        return torch.cat(chunks, dim=1)
+
+    def _eval_rows(self, k: int, copies: int = FORWARD) -> int:
         """Examples per data chunk of an evaluation of k points (on the loop path, one point's
         activations at a time, in chunks of at most LOOP_CHUNK_BYTES)."""
         if self.path == "vmap" or self.model.bn == "batch":  # bn='batch': fixed batches
-            return self._rows(k, FORWARD)
-        return min(self._rows(1, FORWARD), max(1, LOOP_CHUNK_BYTES // (4 * self.act)))
+            return self._rows(k, copies)
+        return min(self._rows(1, copies), max(1, LOOP_CHUNK_BYTES // (4 * self.act)))
 
     def _forward_points(
         self, thetas: torch.Tensor, xb: torch.Tensor, buffers: torch.Tensor | None
@@ -344,11 +401,6 @@ class Objective:
         out = self.model.forward(theta, xb, buffers).unsqueeze(0)
         return self._loss(out, yb.unsqueeze(0))[0]
 
-    def step_loss(self, theta: torch.Tensor, xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        """The loss of one training step on (xb, yb): BatchNorm on the batch's statistics."""
-        out = self.model.train_forward(theta, xb).unsqueeze(0)
-        return self._loss(out, yb.unsqueeze(0))[0]
-
     def _point_buffers(self, theta: torch.Tensor) -> torch.Tensor | None:
         """Statistics at theta (P_b,) under bn='recalibrate' (held fixed for derivatives)."""
         b = self.model.point_buffers(theta.detach().unsqueeze(0))
@@ -360,12 +412,9 @@ class Objective:
 
     def gradient(self, theta: torch.Tensor) -> torch.Tensor:
         """dL/dtheta (P,), full batch, accumulated over data chunks."""
-        theta = theta.to(self.x.device)
-        g = torch.zeros_like(theta)
-        buffers = self._point_buffers(theta)
-        for xb, yb, w in self._data_chunks(self._rows(1, GRADIENT)):
-            g += grad(self._chunk_loss)(theta, xb, yb, buffers) * w
-        return g
+        grad = self.evaluate(theta.unsqueeze(0), gradient=True).grad
+        assert grad is not None  # asked for
+        return grad[0]
 
     def hvp_operator(self, theta: torch.Tensor) -> HessianVectorProduct:
         """Hessian-vector products at `theta` (see `HessianVectorProduct`)."""
@@ -404,3 +453,20 @@ class HessianVectorProduct:
             (hv,) = torch.autograd.grad(g, self.theta, v, retain_graph=True)
             out += hv * w
         return out
+
+
+def _joined(parts: list[Evaluation]) -> Evaluation:
+    """The evaluations of consecutive chunks of a stack as one."""
+    if len(parts) == 1:
+        return parts[0]
+    grads = [p.grad for p in parts if p.grad is not None]
+    others = {
+        t: (torch.cat([p.others[t][0] for p in parts]), torch.cat([p.others[t][1] for p in parts]))
+        for t in parts[0].others
+    }
+    return Evaluation(
+        torch.cat([p.loss for p in parts]),
+        torch.cat([p.acc for p in parts]),
+        torch.cat(grads) if grads else None,
+        others,
+    )

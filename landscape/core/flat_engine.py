@@ -15,8 +15,9 @@ class FlatEngine:
     """K flat points of a `FlatModel` as one stack with the training loop's `Engine` interface.
 
     The loop steps the (K, P) tensor `theta` itself (a private copy of the given points, never
-    the caller's). A training forward uses each minibatch's own BatchNorm statistics (as
-    `Objective.step_loss`); an evaluation uses the model's `bn` mode, with `buffers` (K, P_b)
+    the caller's). A training forward uses each minibatch's own BatchNorm statistics
+    (`FlatModel.train_forward`); the loop's evaluation (through `Objective`) uses the model's
+    `bn` mode, with `buffers` (K, P_b)
     the per-point statistics for 'stored' (e.g. each run's final ones; None: the model's) and
     statistics re-estimated at each point by `refresh` for 'recalibrate'.
     """
@@ -26,7 +27,7 @@ class FlatEngine:
         self.layout, self.buffer_layout = model.layout, model.buffer_layout
         self.theta = thetas.detach().clone().float().requires_grad_()
         self.stored = None if buffers is None or buffers.numel() == 0 else buffers.to(thetas.device)
-        self.eval_buffers = self.stored
+        self._eval_buffers = self.stored
 
     @property
     def k(self) -> int:
@@ -46,16 +47,15 @@ class FlatEngine:
     def refresh(self) -> None:
         """Statistics at the evaluation points under bn='recalibrate' (else the stored ones)."""
         fresh = self.model.point_buffers(self.eval_points().detach())
-        self.eval_buffers = self.stored if fresh is None else fresh
+        self._eval_buffers = self.stored if fresh is None else fresh
 
-    def forward(self, x: torch.Tensor, *, train: bool) -> torch.Tensor:
-        """x (K, B, ...), one batch per point -> (K, B, n_outputs)."""
-        if train:
-            return vmap(self.model.train_forward)(self.train_points(), x)
-        points = self.eval_points()
-        if self.eval_buffers is None:
-            return vmap(self.model.forward)(points, x)
-        return vmap(self.model.forward)(points, x, self.eval_buffers)
+    def eval_buffers(self) -> torch.Tensor | None:
+        """(K, P_b) the statistics of the last `refresh`; None: the model's own."""
+        return self._eval_buffers
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A training step's forward: x (K, B, ...), one batch per point -> (K, B, n_outputs)."""
+        return vmap(self.model.train_forward)(self.train_points(), x)
 
     def parameters(self) -> list[torch.Tensor]:
         return [self.theta]
@@ -64,6 +64,6 @@ class FlatEngine:
         return self.theta.detach().clone()
 
     def flat_buffers(self) -> torch.Tensor:
-        if self.eval_buffers is None:
+        if self._eval_buffers is None:
             return torch.zeros(self.k, 0)
-        return self.eval_buffers.detach().clone()
+        return self._eval_buffers.detach().clone()

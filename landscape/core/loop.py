@@ -17,15 +17,9 @@ import numpy as np
 import torch
 
 from landscape.config import OptimConfig
-from landscape.core.batched import (
-    GRADIENT,
-    Engine,
-    LossFn,
-    activation_numel,
-    chunk_rows,
-    evaluate,
-    loss_function,
-)
+from landscape.core.batched import Engine, LossFn, loss_function
+from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat_engine import FlatEngine
 from landscape.core.orders import EpochOrders
 
 
@@ -82,7 +76,7 @@ class LoopData:
     y: torch.Tensor
     x_train: torch.Tensor  # logged as train_* with the gradient norm (the clean training set)
     y_train: torch.Tensor
-    x_test: torch.Tensor
+    x_test: torch.Tensor | None  # None: no test_* and corrupt_* columns (they read NaN)
     targets_test: dict[str, torch.Tensor]  # "test" and, e.g. for overfit runs, "corrupt"
 
 
@@ -106,9 +100,7 @@ class StackLoop:
     ):
         self.engine, self.data, self.sched = engine, data, sched
         self.loss_fn = loss_function(loss) if isinstance(loss, str) else loss
-        self.classification = classification
-        act = activation_numel(engine.template_module(), data.x_train[:1])
-        self.rows = chunk_rows(engine.k, act, budget_bytes=budget, copies=GRADIENT)
+        self.train, self.test = _objectives(engine, data, self.loss_fn, classification, budget)
         self.theta0 = engine.flat_params()
         self.origin = None if origin is None else origin.to(self.theta0.device)
         self.init_buffers = engine.flat_buffers().cpu().numpy()
@@ -121,26 +113,27 @@ class StackLoop:
         self.obj_count = 0
 
     def record(self, step: int) -> None:
-        """Evaluate every run at `step` and append to the histories."""
-        d, e = self.data, self.engine
+        """Evaluate every run at `step` (through `Objective`) and append to the histories."""
+        e = self.engine
         e.refresh()
-        train = {"train": d.y_train}
-        kw = {"rows": self.rows, "classification": self.classification}
-        tr = evaluate(e, d.x_train, train, self.loss_fn, grad_of="train", **kw)  # type: ignore[arg-type]
-        te = evaluate(e, d.x_test, d.targets_test, self.loss_fn, **kw)  # type: ignore[arg-type]
+        points, buffers = e.eval_points().detach(), e.eval_buffers()
+        tr = self.train.evaluate(points, buffers, gradient=True)
+        assert tr.grad is not None  # asked for
         nan = torch.full_like(tr.loss, float("nan"))
+        te = self.test.evaluate(points, buffers) if self.test else None
+        corrupt = te.others.get("corrupt", (nan, nan)) if te else (nan, nan)
         objective = self.obj_sum / self.obj_count if self.obj_count else nan
         point = e.flat_params()
         row = {
             "step": torch.full_like(tr.loss, step),
             "epoch": torch.full_like(tr.loss, step / self.sched.steps_per_epoch),
             "train_loss": tr.loss,
-            "train_acc": tr.acc["train"],
-            "test_loss": te.losses["test"],
-            "test_acc": te.acc["test"],
-            "corrupt_loss": te.losses.get("corrupt", nan),
-            "corrupt_acc": te.acc.get("corrupt", nan),
-            "grad_norm": tr.grad_norm,
+            "train_acc": tr.acc,
+            "test_loss": te.loss if te else nan,
+            "test_acc": te.acc if te else nan,
+            "corrupt_loss": corrupt[0],
+            "corrupt_acc": corrupt[1],
+            "grad_norm": tr.grad.norm(dim=1),
             "dist_init": (point - self.theta0).norm(dim=1),
             "objective_loss": objective,
         }
@@ -153,7 +146,7 @@ class StackLoop:
 
     def step(self, step: int, idx: torch.Tensor, opt: torch.optim.Optimizer) -> None:
         """One optimizer step of every run on its own minibatch `idx` (K, B)."""
-        out = self.engine.forward(self.data.x[idx], train=True)
+        out = self.engine.forward(self.data.x[idx])
         loss = self.loss_fn(out, self.data.y[idx])
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # runs are independent: d(sum)/d(theta_k) = d(loss_k)/d(theta_k)
@@ -196,6 +189,28 @@ class StackLoop:
         for j, point in self.last_finite.items():
             ends[j] = point
         return ends
+
+
+def _objectives(
+    engine: Engine, data: LoopData, loss: LossFn, classification: bool, budget: int
+) -> tuple[Objective, Objective | None]:
+    """The evaluators of the loop's logging: the clean training set, and the test set with its
+    other target sets. A `FlatEngine`'s model keeps its BatchNorm mode; a module stack is
+    evaluated with each run's running statistics (`eval_buffers`)."""
+    model = engine.model if isinstance(engine, FlatEngine) else FlatModel(engine.template_module())
+    kw = {"loss": loss, "classification": classification, "budget_bytes": budget}
+    train = Objective(model, data.x_train, data.y_train, **kw)  # type: ignore[arg-type]
+    if data.x_test is None:
+        return train, None
+    others = {k: v for k, v in data.targets_test.items() if k != "test"}
+    test = Objective(
+        model,
+        data.x_test,
+        data.targets_test["test"],
+        other_targets=others,
+        **kw,  # type: ignore[arg-type]
+    )
+    return train, test
 
 
 def run_loop(

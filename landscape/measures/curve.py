@@ -92,8 +92,7 @@ def train_curves(
     a, b = a.to(device).float(), b.to(device).float()
     sched = short_schedule(train.n, r.batch_size, epochs=r.epochs, log_points=log_points)
     engine = CurveEngine(train.model, a, b, (a + b) / 2, generators=t_generators, buffers=buffers)
-    # the loop logs a "test" set too: one training example stands in (its numbers are dropped)
-    data = LoopData(train.x, train.y, train.x, train.y, train.x[:1], {"test": train.y[:1]})
+    data = LoopData(train.x, train.y, train.x, train.y, None, {})  # logged on the train set only
     loop = StackLoop(engine, data, sched, train.loss_fn, train.classification, train.budget)
     cfg = OptimConfig(
         name=r.optimizer,

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from landscape.core.flat import Objective
 from landscape.data.synthetic import LINE_X_MAX, ring_coordinates, ring_image
 from landscape.measures.common import all_runs, step_array, trajectory
 from landscape.measures.spec import Context, MeasureSpec, Setting, Stored
@@ -105,15 +106,15 @@ def prediction_keys(exp: Experiment, cfg: AnalysisConfig) -> list[str]:
     return all_runs(exp, cfg) if exp.cfg.data.name in ("ring", "line") else []
 
 
-def _outputs(ctx: Context, points: torch.Tensor, buffers: torch.Tensor | None, x: np.ndarray):  # type: ignore[no-untyped-def]
-    """Network outputs (n_points, n_inputs) at each point, one point at a time."""
+def _outputs(
+    ctx: Context, points: torch.Tensor, buffers: torch.Tensor | None, x: np.ndarray
+) -> np.ndarray:
+    """Network outputs (n_points, n_inputs) at each point (its first output), through the
+    evaluator (`Objective.outputs`)."""
     inputs = torch.as_tensor(x).to(ctx.exp.device)
-    out = []
-    with torch.no_grad():
-        for i, theta in enumerate(points):
-            model = ctx.exp.model(None if buffers is None else buffers[i])
-            out.append(model.forward(theta.to(ctx.exp.device), inputs)[:, 0].cpu())
-    return torch.stack(out).double().numpy()
+    unused = torch.zeros(len(inputs), 1, device=inputs.device)  # outputs need no targets
+    obj = Objective(ctx.exp.model(None), inputs, unused, loss="mse", classification=False)
+    return obj.outputs(points, buffers)[..., 0].cpu().double().numpy()
 
 
 def _ring(ctx: Context, points: torch.Tensor, buffers: torch.Tensor | None) -> tuple[dict, dict]:

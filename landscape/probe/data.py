@@ -99,6 +99,10 @@ class StreamObjective(Objective):
     """
 
     def __init__(self, model: FlatModel, data: BatchData, **kwargs: Any):
+        if kwargs.get("other_targets"):
+            raise ConfigError(
+                f"{data.where}: other target sets need the data in memory; pass (x, y) tensors"
+            )
         x, y = data.first()  # x, y: one batch for the device, dtype and activation size
         super().__init__(model, x, y, **kwargs)
         self.data = data
@@ -107,11 +111,11 @@ class StreamObjective(Objective):
     def n(self) -> int:
         return self.data.n
 
-    def _data_chunks(self, rows: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, float]]:
+    def _target_chunks(self, rows: int) -> Iterator[tuple[torch.Tensor, list[torch.Tensor], float]]:
         for x, y in self.data:
             for start in range(0, len(x), rows):
                 stop = min(start + rows, len(x))
-                yield x[start:stop], y[start:stop], (stop - start) / self.n
+                yield x[start:stop], [y[start:stop]], (stop - start) / self.n
 
 
 def as_source(data: Any, *, loss: Any, where: str = "data") -> TensorData | BatchData:

@@ -229,7 +229,7 @@ def batching_problem(cfg: ExperimentConfig, ds: Dataset) -> str | None:
         modules = _initial_modules(cfg, ds, [0, 1])
         engine = _engine(modules, cfg, ds, True, torch.device("cpu"))
         x = torch.as_tensor(ds.x_train[:2]).unsqueeze(0).expand(2, 2, *ds.input_shape)
-        engine.forward(x, train=True).sum().backward()
+        engine.forward(x).sum().backward()
     except RuntimeError as e:  # vmap raises RuntimeError for unsupported operations
         return str(e).splitlines()[0]
     return None
