@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
 import matplotlib
+import matplotlib.image as mimage
 import numpy as np
 import seaborn
 from matplotlib.axes import Axes
@@ -139,10 +140,24 @@ def panels(
     return fig, flat[:n]
 
 
+# PNG text chunks: None drops matplotlib's "Software" stamp (a version would change the bytes)
+_NO_STAMP: dict[str, Any] = {"Software": None}
+
+
 def save(fig: Figure, path: Path) -> Path:
-    """Write a PNG that is byte-identical for the same figure (no software or date stamp)."""
+    """Write a PNG that is byte-identical for the same figure (no software or date stamp).
+
+    One Agg draw (the constrained layout runs inside it), then its pixels to PNG: the same
+    bytes `fig.savefig` writes, without the extra layout-only draw savefig makes first for a
+    constrained-layout figure.
+    """
     with style(), atomic_path(path, what="figure") as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": None})
+        fig.set_dpi(DPI)
+        canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        canvas.draw()
+        mimage.imsave(
+            tmp, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI, metadata=_NO_STAMP
+        )
     fig.clear()  # frees the artists now; the figure was never registered with pyplot
     return path
 
