@@ -122,6 +122,15 @@ def report(stores, tmp_path_factory):
     return out, summary
 
 
+def test_no_summarized_scalar_reads_an_array_the_report_leaves_unread():
+    """The report summarizes the results it read, without the large arrays it skips: a scalar
+    reading one of those would silently be "not applicable" in the report alone."""
+    from landscape.measures.registry import SPECS
+    from landscape.report.data import _SKIPPED_ARRAYS
+
+    assert not {s.array for m in SPECS for s in m.scalars} & _SKIPPED_ARRAYS
+
+
 def test_summary_numbers_equal_the_store(stores, report):
     train, analysis = stores
     out, summary = report
