@@ -122,6 +122,19 @@ def report(stores, tmp_path_factory):
     return out, summary
 
 
+def test_the_base_style_is_seaborns_whitegrid():
+    """style.py copies seaborn's whitegrid rcParams instead of importing seaborn (slow)."""
+    seaborn = pytest.importorskip("seaborn")
+    from landscape.report.style import SEABORN_WHITEGRID
+
+    assert dict(seaborn.axes_style("whitegrid")) == SEABORN_WHITEGRID
+
+
+def test_making_a_report_does_not_import_seaborn():
+    code = "import sys, landscape.report.draw; assert 'seaborn' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_no_summarized_scalar_reads_an_array_the_report_leaves_unread():
     """The report summarizes the results it read, without the large arrays it skips: a scalar
     reading one of those would silently be "not applicable" in the report alone."""
