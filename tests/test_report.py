@@ -131,8 +131,8 @@ def test_the_base_style_is_seaborns_whitegrid():
 
 
 def test_making_a_report_does_not_import_seaborn():
-    code = "import sys, landscape.report.draw; assert 'seaborn' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True)
+    code = _STUB + "import landscape.report.draw\nassert 'seaborn' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_no_summarized_scalar_reads_an_array_the_report_leaves_unread():
@@ -490,6 +490,31 @@ def test_plot_functions_draw_on_the_axes_given():
     assert plot_curves({}).axes  # nothing to draw is still a figure, not an error
     lone = plot_distributions({"normal": np.full(30, 2.0) + np.arange(30)})  # many seeds
     assert lone.axes[0].get_ylabel() == "runs"  # drawn as a histogram
+
+
+@pytest.mark.parametrize(("low", "skipped"), [(1e-4, True), (0.2, False)])
+def test_only_minor_ticks_that_show_nothing_are_skipped(tmp_path, monkeypatch, low, skipped):
+    """A log axis over decades labels no minor tick (skipped); within a decade it labels them
+    (kept). Either way the PNG is the one drawn with every minor tick."""
+    from matplotlib.ticker import NullLocator
+
+    from landscape.report import style
+
+    def figure():
+        steps = np.array([0, 1, 10, 100, 1000])  # a symlog x axis: minor ticks never labelled
+        return plot_curves({"normal": (steps, np.geomspace(low, 0.9, 5)[None])}, logy=True)
+
+    fig = figure()
+    with style.style():
+        style._skip_unseen_minor_ticks(fig)
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("symlog", "log")
+    assert isinstance(ax.xaxis.get_minor_locator(), NullLocator)
+    assert isinstance(ax.yaxis.get_minor_locator(), NullLocator) == skipped
+    style.save(fig, tmp_path / "skipped.png")
+    monkeypatch.setattr(style, "_skip_unseen_minor_ticks", lambda fig: None)
+    style.save(figure(), tmp_path / "all.png")
+    assert (tmp_path / "skipped.png").read_bytes() == (tmp_path / "all.png").read_bytes()
 
 
 def test_a_train_store_changed_since_the_analysis_is_flagged(tmp_path):
