@@ -517,6 +517,25 @@ def test_only_minor_ticks_that_show_nothing_are_skipped(tmp_path, monkeypatch, l
     assert (tmp_path / "skipped.png").read_bytes() == (tmp_path / "all.png").read_bytes()
 
 
+def test_drawing_freezes_older_objects_then_unfreezes_but_leaves_a_callers_freeze():
+    import gc
+
+    from landscape.report.build import _older_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with _older_objects_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with _older_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
 def test_a_train_store_changed_since_the_analysis_is_flagged(tmp_path):
     from landscape.report.data import _checksum_warnings
 
