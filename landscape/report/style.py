@@ -1,9 +1,9 @@
 """One look for every figure, applied in a context so the caller's rcParams are never changed.
 
 Figures are `matplotlib.figure.Figure` objects on an Agg canvas, never pyplot figures: nothing
-is registered globally, no GUI backend is touched, and a figure is freed with its last
-reference. PNGs are byte-identical between runs: fixed size and dpi, the bundled DejaVu font,
-and no "Software" or date metadata.
+is registered globally, no GUI backend is touched, and a figure no one holds is freed by the
+garbage collector (its artists refer to each other). PNGs are byte-identical between runs:
+fixed size and dpi, the bundled DejaVu font, and no "Software" or date metadata.
 """
 
 from __future__ import annotations
@@ -205,7 +205,8 @@ def save(fig: Figure, path: Path) -> Path:
         mimage.imsave(
             tmp, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI, metadata=_NO_STAMP
         )
-    fig.clear()  # frees the artists now; the figure was never registered with pyplot
+    # not fig.clear(): it re-creates every axes empty before freeing it; the figure, never
+    # registered with pyplot, goes with the garbage collector
     return path
 
 
