@@ -21,6 +21,7 @@ import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.mathtext import MathTextParser
 
 from landscape.store.atomic import atomic_path
 
@@ -186,6 +187,10 @@ def panels(
     return fig, flat[:n]
 
 
+# One mathtext parser for every figure's renderer: its parses are cached per parser, so each
+# figure's own (Agg makes one per renderer) parsed the same log-axis labels (10^k) again.
+_MATHTEXT = MathTextParser("path")
+
 # PNG text chunks: None drops matplotlib's "Software" stamp (a version would change the bytes)
 _NO_STAMP: dict[str, Any] = {"Software": None}
 
@@ -201,6 +206,7 @@ def save(fig: Figure, path: Path) -> Path:
         fig.set_dpi(DPI)
         _skip_unseen_minor_ticks(fig)
         canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
+        canvas.get_renderer().mathtext_parser = _MATHTEXT
         canvas.draw()
         mimage.imsave(
             tmp, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI, metadata=_NO_STAMP
