@@ -536,6 +536,25 @@ def test_drawing_freezes_older_objects_then_unfreezes_but_leaves_a_callers_freez
         gc.unfreeze()
 
 
+@pytest.mark.parametrize(("face", "mode"), [("white", "RGB"), ("none", "RGBA")])
+def test_save_writes_the_pixels_savefig_writes(tmp_path, face, mode):
+    """One draw instead of savefig's two, RGB for an opaque figure: the same pixels."""
+    from landscape.report import style
+
+    def figure():
+        steps = np.array([0, 1, 10, 100, 1000])
+        fig = plot_curves({"normal": (steps, np.geomspace(1e-3, 1.0, 5)[None])}, title="t")
+        fig.set_facecolor(face)
+        return fig
+
+    with style.style():
+        figure().savefig(tmp_path / "savefig.png", dpi=style.DPI)
+    style.save(figure(), tmp_path / "save.png")
+    with PIL.open(tmp_path / "save.png") as ours, PIL.open(tmp_path / "savefig.png") as theirs:
+        assert ours.mode == mode
+        assert np.array_equal(np.asarray(ours.convert("RGBA")), np.asarray(theirs.convert("RGBA")))
+
+
 def test_a_train_store_changed_since_the_analysis_is_flagged(tmp_path):
     from landscape.report.data import _checksum_warnings
 

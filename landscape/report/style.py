@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar, cast
 
 import matplotlib
-import matplotlib.image as mimage
 import matplotlib.ticker as mticker
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.mathtext import MathTextParser
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
 from landscape.store.atomic import atomic_path
 
@@ -191,16 +192,18 @@ def panels(
 # figure's own (Agg makes one per renderer) parsed the same log-axis labels (10^k) again.
 _MATHTEXT = MathTextParser("path")
 
-# PNG text chunks: None drops matplotlib's "Software" stamp (a version would change the bytes)
-_NO_STAMP: dict[str, Any] = {"Software": None}
+# zlib level of the PNGs: 3 writes an opaque figure's RGB about a third faster than the default
+# 6, and 3% larger (both still smaller than the RGBA PNGs savefig writes)
+PNG_COMPRESS_LEVEL = 3
 
 
 def save(fig: Figure, path: Path) -> Path:
     """Write a PNG that is byte-identical for the same figure (no software or date stamp).
 
-    One Agg draw (the constrained layout runs inside it), then its pixels to PNG: the same
-    bytes `fig.savefig` writes, without the extra layout-only draw savefig makes first for a
-    constrained-layout figure.
+    One Agg draw (the constrained layout runs inside it), then its pixels to PNG, without the
+    extra layout-only draw `fig.savefig` makes first for a constrained-layout figure. An opaque
+    figure (all of the report's) is written as RGB: the same pixels as savefig's RGBA in 3/4 of
+    the bytes to compress.
     """
     with style(), atomic_path(path, what="figure") as tmp:
         fig.set_dpi(DPI)
@@ -208,8 +211,14 @@ def save(fig: Figure, path: Path) -> Path:
         canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
         canvas.get_renderer().mathtext_parser = _MATHTEXT
         canvas.draw()
-        mimage.imsave(
-            tmp, canvas.buffer_rgba(), format="png", origin="upper", dpi=DPI, metadata=_NO_STAMP
+        rgba = np.asarray(canvas.buffer_rgba())
+        pixels = np.ascontiguousarray(rgba[..., :3]) if rgba[..., 3].min() == 255 else rgba
+        Image.fromarray(pixels).save(
+            tmp,
+            format="png",
+            dpi=(DPI, DPI),
+            pnginfo=PngInfo(),  # no text chunks: a "Software" version would change the bytes
+            compress_level=PNG_COMPRESS_LEVEL,
         )
     # not fig.clear(): it re-creates every axes empty before freeing it; the figure, never
     # registered with pyplot, goes with the garbage collector
