@@ -122,6 +122,28 @@ def report(stores, tmp_path_factory):
     return out, summary
 
 
+def test_the_base_style_is_seaborns_whitegrid():
+    """style.py copies seaborn's whitegrid rcParams instead of importing seaborn (slow)."""
+    seaborn = pytest.importorskip("seaborn")
+    from landscape.report.style import SEABORN_WHITEGRID
+
+    assert dict(seaborn.axes_style("whitegrid")) == SEABORN_WHITEGRID
+
+
+def test_making_a_report_does_not_import_seaborn():
+    code = _STUB + "import landscape.report.draw\nassert 'seaborn' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_no_summarized_scalar_reads_an_array_the_report_leaves_unread():
+    """The report summarizes the results it read, without the large arrays it skips: a scalar
+    reading one of those would silently be "not applicable" in the report alone."""
+    from landscape.measures.registry import SPECS
+    from landscape.report.data import _SKIPPED_ARRAYS
+
+    assert not {s.array for m in SPECS for s in m.scalars} & _SKIPPED_ARRAYS
+
+
 def test_summary_numbers_equal_the_store(stores, report):
     train, analysis = stores
     out, summary = report
@@ -468,6 +490,69 @@ def test_plot_functions_draw_on_the_axes_given():
     assert plot_curves({}).axes  # nothing to draw is still a figure, not an error
     lone = plot_distributions({"normal": np.full(30, 2.0) + np.arange(30)})  # many seeds
     assert lone.axes[0].get_ylabel() == "runs"  # drawn as a histogram
+
+
+@pytest.mark.parametrize(("low", "skipped"), [(1e-4, True), (0.2, False)])
+def test_only_minor_ticks_that_show_nothing_are_skipped(tmp_path, monkeypatch, low, skipped):
+    """A log axis over decades labels no minor tick (skipped); within a decade it labels them
+    (kept). Either way the PNG is the one drawn with every minor tick."""
+    from matplotlib.ticker import NullLocator
+
+    from landscape.report import style
+
+    def figure():
+        steps = np.array([0, 1, 10, 100, 1000])  # a symlog x axis: minor ticks never labelled
+        return plot_curves({"normal": (steps, np.geomspace(low, 0.9, 5)[None])}, logy=True)
+
+    fig = figure()
+    with style.style():
+        style._skip_unseen_minor_ticks(fig)
+    ax = fig.axes[0]
+    assert (ax.get_xscale(), ax.get_yscale()) == ("symlog", "log")
+    assert isinstance(ax.xaxis.get_minor_locator(), NullLocator)
+    assert isinstance(ax.yaxis.get_minor_locator(), NullLocator) == skipped
+    style.save(fig, tmp_path / "skipped.png")
+    monkeypatch.setattr(style, "_skip_unseen_minor_ticks", lambda fig: None)
+    style.save(figure(), tmp_path / "all.png")
+    assert (tmp_path / "skipped.png").read_bytes() == (tmp_path / "all.png").read_bytes()
+
+
+def test_drawing_freezes_older_objects_then_unfreezes_but_leaves_a_callers_freeze():
+    import gc
+
+    from landscape.report.build import _older_objects_frozen
+
+    assert gc.get_freeze_count() == 0
+    with _older_objects_frozen():
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with _older_objects_frozen():
+            pass
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
+
+
+@pytest.mark.parametrize(("face", "mode"), [("white", "RGB"), ("none", "RGBA")])
+def test_save_writes_the_pixels_savefig_writes(tmp_path, face, mode):
+    """One draw instead of savefig's two, RGB for an opaque figure: the same pixels."""
+    from landscape.report import style
+
+    def figure():
+        steps = np.array([0, 1, 10, 100, 1000])
+        fig = plot_curves({"normal": (steps, np.geomspace(1e-3, 1.0, 5)[None])}, title="t")
+        fig.set_facecolor(face)
+        return fig
+
+    with style.style():
+        figure().savefig(tmp_path / "savefig.png", dpi=style.DPI)
+    style.save(figure(), tmp_path / "save.png")
+    with PIL.open(tmp_path / "save.png") as ours, PIL.open(tmp_path / "savefig.png") as theirs:
+        assert ours.mode == mode
+        assert np.array_equal(np.asarray(ours.convert("RGBA")), np.asarray(theirs.convert("RGBA")))
 
 
 def test_a_train_store_changed_since_the_analysis_is_flagged(tmp_path):

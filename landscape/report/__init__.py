@@ -1,7 +1,8 @@
 """`landscape report`: PNG figures, one self-contained HTML page and summary.json from stores.
 
-Reads the stores with h5py and numpy only; matplotlib and seaborn are imported here and nowhere
-else in landscape, and nothing here imports torch, the trainer, the models or the evaluator.
+Reads the stores with h5py and numpy only; matplotlib is imported here and nowhere else in
+landscape (seaborn's "whitegrid" look is copied into style.py, not imported), and nothing here
+imports torch, the trainer, the models or the evaluator.
 """
 
 from landscape.report.build import build_report

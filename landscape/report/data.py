@@ -108,7 +108,7 @@ def load(path: Path, *, train_path: Path | None = None) -> ReportData:
     data.analysis_attrs = attrs
     data.results, damaged = _read_results(path, attrs)
     data.warnings += damaged
-    data.quantities = summarize(path)
+    data.quantities = summarize(path, results=data.results)  # each result read once
     return data
 
 

@@ -241,7 +241,7 @@ def plot_lines(
             ax.axvline(at, color="0.35", ls=":", lw=1)
         top = ax.secondary_xaxis("top")
         top.set_xticks([at for at, _ in markers.values()], [t for _, t in markers.values()])
-        top.tick_params(length=0, labelsize=8, labelcolor="0.25")
+        top.tick_params(length=0, pad=3.5, labelsize=8, labelcolor="0.25")
     ax.set_xlabel(xlabel)
     value_axis(ax, np.concatenate(ys) if ys else [], ylabel, log=logy)
     ax.set_title(title)

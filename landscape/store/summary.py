@@ -8,6 +8,7 @@ it back.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,20 +121,34 @@ def _group(rule: str, key: str, attrs: dict) -> str:
     return key.rsplit("-", 1)[0]
 
 
-def summarize(out: Path) -> dict[str, Any]:
+# {measure: {key: result}}: results as `analysis_read.read_result` returns them
+Results = Mapping[str, Mapping[str, dict[str, Any]]]
+
+
+def summarize(out: Path, *, results: Results | None = None) -> dict[str, Any]:
     """{quantity: {group: describe(...) + {"diverged": count}}} over the analysis store.
 
     The quantities are the scalars its recorded measure specs declare. A result that involves a
     diverged run is counted under "diverged" and left out of the statistics (its point is the
     last finite checkpoint, not a trained end point).
+
+    `results`: the store's results already read and checked against their recorded specs (a
+    damaged one absent), e.g. the report's, used instead of reading every file again; an array
+    left out when reading them counts as absent.
     """
     measures = recorded_measures(out)
+
+    def read(measure: str, key: str) -> dict[str, Any] | None:
+        if results is not None:
+            return results.get(measure, {}).get(key)
+        return _readable(out, measures, measure, key)
+
     scalars = scalars_of(measures)
     values: dict[str, dict[str, list[float]]] = {}
     diverged: dict[str, dict[str, int]] = {}
     for measure, key in astore.completed(out):
         wanted = [s for m, s in scalars if m == measure and s.applies(key)]
-        result = _readable(out, measures, measure, key) if wanted else None
+        result = read(measure, key) if wanted else None
         if result is None:
             continue  # no scalar of it is summarized, or damaged (the report lists it)
         group = _group(measures[measure].get("group", "mode"), key, result["attrs"])
@@ -152,13 +167,13 @@ def summarize(out: Path) -> dict[str, Any]:
         q: {g: describe(v) | {"diverged": diverged[q][g]} for g, v in groups.items()}
         for q, groups in values.items()
     }
-    if "distance" in measures and (equal := _equal_steps(out, measures)):
+    if "distance" in measures and (equal := _equal_steps(out, read)):
         summary["distance_l2_equal_steps"] = equal
     _add_ratios(summary)
     return summary
 
 
-def _equal_steps(out: Path, measures: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _equal_steps(out: Path, read: Callable[[str, str], dict[str, Any] | None]) -> dict[str, Any]:
     """||theta - theta0|| of overfit run k after as many steps as normal run k took in all.
 
     At equal epochs an overfit run takes about twice the steps (its training set is about
@@ -171,8 +186,8 @@ def _equal_steps(out: Path, measures: dict[str, dict[str, Any]]) -> dict[str, An
         mode, _, k = key.rpartition("-")
         if mode != "normal" or f"overfit-{k}" not in done:
             continue
-        n = _readable(out, measures, "distance", key)
-        o = _readable(out, measures, "distance", f"overfit-{k}")
+        n = read("distance", key)
+        o = read("distance", f"overfit-{k}")
         if n is None or o is None or n["attrs"].get("diverged") or o["attrs"].get("diverged"):
             continue
         if any(a not in r or r[a].size == 0 for r in (n, o) for a in ("l2", "step")):
