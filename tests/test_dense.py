@@ -184,7 +184,7 @@ def _classifier():
     return net, x, y
 
 
-@pytest.mark.parametrize("budget", [10**9, 60 * 4 * 57])  # one data chunk; chunks of 60 rows
+@pytest.mark.parametrize("budget", [10**9, 60 * 4 * 57])  # one data chunk; chunks of 22 rows
 def test_dense_path_stores_the_loop_paths_numbers(budget, small_blocks):
     net, x, y = _classifier()
     model = FlatModel(net)
@@ -195,7 +195,8 @@ def test_dense_path_stores_the_loop_paths_numbers(budget, small_blocks):
     got = fast.evaluate(thetas)
     ref = Objective(model, x, y, path="loop", **kw).evaluate(thetas)
     torch.testing.assert_close(got.loss, ref.loss, rtol=1e-6, atol=0)
-    assert torch.equal(got.acc, ref.acc)
+    # the same hits; chunks of other sizes sum their fractions in another float32 order
+    torch.testing.assert_close(got.acc, ref.acc, rtol=0, atol=0 if budget == 10**9 else 1e-6)
     assert got.acc.min() < got.acc.max()  # not constant
 
 
@@ -327,3 +328,16 @@ def test_cross_entropy_known_answers():
     # (log(1 + e^-2) + 0 + 200) / 3: the confident middle example contributes 0
     expected = (math.log1p(math.exp(-2.0)) + 200.0) / 3
     assert got.item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_one_point_at_a_time_gives_the_generic_forward_bit_for_bit(monkeypatch):
+    # a first layer at least DENSE_GROUP_WIDTH wide: one point per group, every product as
+    # F.linear makes it (the first layer's bias folded in is the same sum), in row blocks
+    monkeypatch.setattr(dense, "DENSE_BLOCK_BYTES", 2**17)
+    torch.manual_seed(13)
+    net = mlp([64, 300, 40, 10])
+    x = torch.randn(1297, 64, generator=torch.Generator().manual_seed(14))
+    thetas = points(net, 3)
+    plan = dense_plan(net)
+    assert plan.group(3) == 1 and plan.block_rows(1) < 1297
+    assert torch.equal(plan.forward(thetas, x), generic(net, thetas, x))

@@ -47,7 +47,7 @@ from landscape.models import MLP
 # thread's share of a block's rows stays in its core's L2, 2 MB here, for the next product).
 DENSE_BLOCK_BYTES = 2**20
 # Points per group: the first layer of ceil(this / its width) points is one product.
-DENSE_GROUP_WIDTH = 512
+DENSE_GROUP_WIDTH = 256
 
 Activation = Callable[[torch.Tensor], torch.Tensor]
 
@@ -170,40 +170,46 @@ class DensePlan:
             bias = None if bias is None else bias.reshape(-1)
         later = [(_weights(thetas, la), _biases(thetas, la), la) for la in self.layers[1:]]
         hidden = thetas.new_empty(spans[0][1], g * first.n_out)
+        # one point: every later layer as F.linear computes it, h W^T + b (rows, n_out),
+        # so the outputs are the generic forward's bit for bit (bench/SURFACE.md); several:
+        # batched, W h^T + b per point (G, n_out, rows)
+        rowwise = (
+            [thetas.new_empty(spans[0][1], la.n_out) for la in self.layers[1:]] if g == 1 else []
+        )
         for (start, stop), xb in zip(spans, blocks, strict=True):
-            h = hidden if stop - start == len(hidden) else hidden[: stop - start]
+            rows = stop - start
+            h = hidden if rows == len(hidden) else hidden[:rows]
             if bias is None:
                 torch.mm(xb, stacked, out=h)
             else:
                 torch.addmm(bias, xb, stacked, out=h)
             for act in first.activations:
                 act(h)
-            if not later:  # a single Linear: (rows, G * n_out) -> (G, n_out, rows)
-                out[:, :, start:stop] = h.view(-1, g, first.n_out).permute(1, 2, 0)
+            if g == 1:
+                for (weight, bias_l, layer), buffer in zip(later, rowwise, strict=True):
+                    target = buffer if rows == len(buffer) else buffer[:rows]
+                    if bias_l is None:
+                        torch.mm(h, weight[0].T, out=target)
+                    else:
+                        torch.addmm(bias_l[0, :, 0], h, weight[0].T, out=target)
+                    for act in layer.activations:
+                        act(target)
+                    h = target
+                out[0, :, start:stop] = h.T
                 continue
             ht = h.view(-1, g, first.n_out).permute(1, 2, 0)  # (G, n_out, rows), a view
-            for i, (weight, bias_l, layer) in enumerate(later):
-                target = out[:, :, start:stop] if i == len(later) - 1 else None
-                ht = _batched_product(weight, bias_l, ht, target)
+            for weight, bias_l, layer in later:
+                ht = _batched_product(weight, bias_l, ht)
                 for act in layer.activations:
                     act(ht)
+            out[:, :, start:stop] = ht
 
 
 def _batched_product(
-    weight: torch.Tensor, bias: torch.Tensor | None, h: torch.Tensor, out: torch.Tensor | None
+    weight: torch.Tensor, bias: torch.Tensor | None, h: torch.Tensor
 ) -> torch.Tensor:
-    """W h (+ b) per point: (G, n_out, n_in) @ (G, n_in, rows) -> (G, n_out, rows), into
-    `out` when given. One point: one (add)mm, which MKL threads; several: one (bad)dbmm."""
-    if len(weight) == 1:
-        target = out[0] if out is not None else h.new_empty(weight.shape[1], h.shape[2])
-        if bias is None:
-            return torch.mm(weight[0], h[0], out=target)[None]
-        return torch.addmm(bias[0], weight[0], h[0], out=target)[None]
-    result = torch.bmm(weight, h) if bias is None else torch.baddbmm(bias, weight, h)
-    if out is None:
-        return result
-    out.copy_(result)
-    return out
+    """W h (+ b) per point: (G, n_out, n_in) @ (G, n_in, rows) -> (G, n_out, rows)."""
+    return torch.bmm(weight, h) if bias is None else torch.baddbmm(bias, weight, h)
 
 
 def _blocks(b: int, rows: int) -> list[tuple[int, int]]:

@@ -224,6 +224,9 @@ LOOP_CHUNK_BYTES = 16 * 2**20
 # fused forward of `landscape.core.dense` whatever its size: on nets from 2-16-2 on 64
 # examples to 64-2048-10 on 1,297 it ran 1.1-5x faster than vmap for a 51-point row and
 # 1.0-1.9x faster for one point (bench/dense_path.py; bench/SURFACE.md).
+# Float32 copies of the outputs an evaluation on the dense path holds per point and example:
+# the outputs, the loss's shifted logits, its and the accuracy's masks and the next chunk's.
+DENSE_OUTPUT_COPIES = 4
 
 
 def stack_path(
@@ -376,8 +379,8 @@ class Objective:
             for xb, ys, w in self._target_chunks(rows):
                 for g in groups:  # data outside, points inside: one pass over a streamed source
                     points = thetas[g].detach().requires_grad_(gradient)
-                    part = None if buffers is None else buffers[g]
-                    out = self._forward_points(points, xb, part, path)
+                    own = None if buffers is None else buffers[g]
+                    out = self._forward_points(points, xb, own, path)
                     for i, (name, yb) in enumerate(zip(names, ys, strict=True)):
                         yk = yb.unsqueeze(0).expand(len(out), *yb.shape)
                         value = self._loss(out, yk)
@@ -418,9 +421,13 @@ class Objective:
 
     def _eval_rows(self, k: int, copies: int, path: str) -> int:
         """Examples per data chunk of an evaluation of k points by `path` (on the loop path,
-        one point's activations at a time, in chunks of at most LOOP_CHUNK_BYTES; the dense
-        path holds less than vmap's K points' activations, and blocks rows for the cache
-        itself)."""
+        one point's activations at a time, in chunks of at most LOOP_CHUNK_BYTES; on the dense
+        path, the k points' outputs and the loss's copies of them, DENSE_OUTPUT_COPIES, and the
+        inputs with their ones column: it blocks rows for the cache itself)."""
+        plan = self.model.dense
+        if path == "dense" and plan is not None:
+            per_example = k * plan.layers[-1].n_out * DENSE_OUTPUT_COPIES + plan.layers[0].n_in + 1
+            return max(1, self.budget // (4 * per_example))
         if path != "loop" or self.model.bn == "batch":  # bn='batch': fixed batches
             return self._rows(k, copies)
         return min(self._rows(1, copies), max(1, LOOP_CHUNK_BYTES // (4 * self.act)))
