@@ -145,64 +145,108 @@ class DensePlan:
         size = self.group(k)
         spans = _blocks(b, self.block_rows(size, thetas.element_size()))
         blocks = [x[start:stop] for start, stop in spans]
+        # per block, the outputs of all points (K, rows, n_out): views of the class-major out
+        targets = [out.transpose(1, 2)[:, start:stop] for start, stop in spans]
+        buffers: dict[int, list[list[torch.Tensor]]] = {}  # per group size, once per call
         with torch.no_grad():
             for g in range(0, k, size):
-                self._group(thetas[g : g + size], blocks, spans, out[g : g + size], fold)
+                points = thetas[g : g + size]
+                if len(points) not in buffers:
+                    buffers[len(points)] = self._buffers(len(points), spans, thetas)
+                own = buffers[len(points)]
+                if len(points) == 1:
+                    self._point(points[0], blocks, fold, own, [t[g] for t in targets])
+                else:
+                    self._group(points, blocks, spans, fold, own, out[g : g + size])
         return out.transpose(1, 2)
+
+    def _buffers(
+        self, g: int, spans: list[tuple[int, int]], like: torch.Tensor
+    ) -> list[list[torch.Tensor]]:
+        """Per block, the first layer's activations of G points, (rows, G * n_out), then for
+        one point each later layer's (rows, n_out): made once per call, reused by every group
+        (a fresh megabyte per point costs its page faults)."""
+        widths = [g * self.layers[0].n_out] + (
+            [layer.n_out for layer in self.layers[1:]] if g == 1 else []
+        )
+        whole = [like.new_empty(spans[0][1] - spans[0][0], w) for w in widths]
+        return [[t[: stop - start] for t in whole] for start, stop in spans]
+
+    def _first(self, thetas: torch.Tensor, fold: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The first layer's operands for G points: weights (n_in [+ 1], G * n_out), with a
+        row of biases when `fold` (the inputs have the ones column), else the biases (G *
+        n_out,) or None."""
+        g, first = len(thetas), self.layers[0]
+        weights, bias = _weights(thetas, first), _biases(thetas, first)
+        if fold and bias is not None:
+            return torch.cat([weights, bias], dim=2).view(g * first.n_out, -1).T, None
+        stacked = weights.reshape(g * first.n_out, first.n_in).T
+        return stacked, None if bias is None else bias.reshape(-1)
+
+    def _point(
+        self,
+        theta: torch.Tensor,
+        blocks: list[torch.Tensor],
+        fold: bool,
+        buffers: list[list[torch.Tensor]],
+        targets: list[torch.Tensor],
+    ) -> None:
+        """One point (P,) over all blocks into its outputs' blocks `targets` (rows, n_out),
+        every layer as F.linear computes it, h W^T + b, so that the outputs are the generic
+        forward's bit for bit (bench/SURFACE.md)."""
+        stacked, bias = self._first(theta[None], fold)
+        later = [
+            (_weights(theta[None], la)[0].T, _biases(theta[None], la), la.activations)
+            for la in self.layers[1:]
+        ]
+        first = self.layers[0].activations
+        for xb, views, target in zip(blocks, buffers, targets, strict=True):
+            h = views[0]
+            _linear(xb, stacked, bias, h)
+            for act in first:
+                act(h)
+            for (weight_t, bias_l, acts), nxt in zip(later, views[1:], strict=True):
+                _linear(h, weight_t, None if bias_l is None else bias_l[0, :, 0], nxt)
+                for act in acts:
+                    act(nxt)
+                h = nxt
+            target.copy_(h)
 
     def _group(
         self,
         thetas: torch.Tensor,
         blocks: list[torch.Tensor],
         spans: list[tuple[int, int]],
-        out: torch.Tensor,
         fold: bool,
+        buffers: list[list[torch.Tensor]],
+        out: torch.Tensor,
     ) -> None:
-        """One group of G points (G, P) over all blocks into out (G, n_out, B); `fold`: the
-        blocks have a ones column for the first layer's bias."""
-        g, first = len(thetas), self.layers[0]
-        weights, bias = _weights(thetas, first), _biases(thetas, first)
-        if fold and bias is not None:  # (n_in + 1, G * n_out): weights, then a row of biases
-            stacked = torch.cat([weights, bias], dim=2).view(g * first.n_out, -1).T
-            bias = None
-        else:  # (n_in, G * n_out) and the biases (G * n_out,)
-            stacked = weights.reshape(g * first.n_out, first.n_in).T
-            bias = None if bias is None else bias.reshape(-1)
+        """G points (G, P) over all blocks into out (G, n_out, B): the first layer as one
+        product, each later one batched, W h^T + b per point (G, n_out, rows)."""
+        g, n_out = len(thetas), self.layers[0].n_out
+        stacked, bias = self._first(thetas, fold)
         later = [(_weights(thetas, la), _biases(thetas, la), la) for la in self.layers[1:]]
-        hidden = thetas.new_empty(spans[0][1], g * first.n_out)
-        # one point: every later layer as F.linear computes it, h W^T + b (rows, n_out),
-        # so the outputs are the generic forward's bit for bit (bench/SURFACE.md); several:
-        # batched, W h^T + b per point (G, n_out, rows)
-        rowwise = (
-            [thetas.new_empty(spans[0][1], la.n_out) for la in self.layers[1:]] if g == 1 else []
-        )
-        for (start, stop), xb in zip(spans, blocks, strict=True):
-            rows = stop - start
-            h = hidden if rows == len(hidden) else hidden[:rows]
-            if bias is None:
-                torch.mm(xb, stacked, out=h)
-            else:
-                torch.addmm(bias, xb, stacked, out=h)
-            for act in first.activations:
+        for (start, stop), xb, views in zip(spans, blocks, buffers, strict=True):
+            h = views[0]
+            _linear(xb, stacked, bias, h)
+            for act in self.layers[0].activations:
                 act(h)
-            if g == 1:
-                for (weight, bias_l, layer), buffer in zip(later, rowwise, strict=True):
-                    target = buffer if rows == len(buffer) else buffer[:rows]
-                    if bias_l is None:
-                        torch.mm(h, weight[0].T, out=target)
-                    else:
-                        torch.addmm(bias_l[0, :, 0], h, weight[0].T, out=target)
-                    for act in layer.activations:
-                        act(target)
-                    h = target
-                out[0, :, start:stop] = h.T
-                continue
-            ht = h.view(-1, g, first.n_out).permute(1, 2, 0)  # (G, n_out, rows), a view
+            ht = h.view(-1, g, n_out).permute(1, 2, 0)  # (G, n_out, rows), a view
             for weight, bias_l, layer in later:
                 ht = _batched_product(weight, bias_l, ht)
                 for act in layer.activations:
                     act(ht)
             out[:, :, start:stop] = ht
+
+
+def _linear(
+    h: torch.Tensor, weight_t: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor
+) -> None:
+    """out = h W^T (+ b), as F.linear's addmm: h (rows, n_in), W^T (n_in, n_out)."""
+    if bias is None:
+        torch.mm(h, weight_t, out=out)
+    else:
+        torch.addmm(bias, h, weight_t, out=out)
 
 
 def _batched_product(
