@@ -340,4 +340,11 @@ def test_one_point_at_a_time_gives_the_generic_forward_bit_for_bit(monkeypatch):
     thetas = points(net, 3)
     plan = dense_plan(net)
     assert plan.group(3) == 1 and plan.block_rows(1) < 1297
-    assert torch.equal(plan.forward(thetas, x), generic(net, thetas, x))
+    out = plan.forward(thetas, x)
+    assert out.is_contiguous() and torch.equal(out, generic(net, thetas, x))
+    # row-major outputs: the losses reduce them as the loop path's, so the evaluations agree too
+    y = torch.randint(0, 10, (1297,), generator=torch.Generator().manual_seed(15))
+    kw = {"loss": "cross_entropy", "classification": True}
+    got = Objective(FlatModel(net), x, y, path="dense", **kw).evaluate(thetas)
+    ref = Objective(FlatModel(net), x, y, path="loop", **kw).evaluate(thetas)
+    assert torch.equal(got.loss, ref.loss) and torch.equal(got.acc, ref.acc)

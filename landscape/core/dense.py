@@ -125,50 +125,56 @@ class DensePlan:
         )
 
     def forward(self, thetas: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """thetas (K, P), x (B, ...) -> outputs (K, B, n_out), a view of class-major (K,
-        n_out, B) storage; no autograd graph. Check `accepts` first.
+        """thetas (K, P), x (B, ...) -> outputs (K, B, n_out); no autograd graph. Check
+        `accepts` first.
 
-        Points go in groups (`group`), examples in blocks (`block_rows`). Per group and
-        block: the first layer of all the group's points as one product, inputs (rows, n_in)
-        times their weights side by side, (n_in, G * n_out), its bias folded in (a ones
-        column on the inputs, a bias row under the weights) when the K points' biases hold
-        more numbers than an example's inputs (else added by the product); then each later
-        layer as a batched product, per point W h^T + b, (G, n_out, rows), the last one
-        straight into the outputs' block.
+        Examples go in blocks (`block_rows`), points in groups (`group`). One point per
+        group: per block, every layer as F.linear computes it, h W^T + b, so that the
+        outputs are the generic forward's bit for bit (bench/SURFACE.md), the last one
+        straight into the outputs' rows. Several: per block, the first layer of all the
+        group's points as one product (inputs (rows, n_in) times their weights side by side,
+        (n_in, G * n_out)), each later layer batched, per point W h^T + b (G, n_out, rows),
+        the outputs class-major (K, n_out, B), returned as a (K, B, n_out) view (the losses
+        reduce it along B, vectorized). The first layer's bias is folded into its product (a
+        ones column on the inputs, a bias row under the weights) when the K points' biases
+        hold more numbers than an example's inputs, else added by it.
         """
         x = x.flatten(start_dim=1) if x.dim() > 2 else x
         k, b, first = len(thetas), len(x), self.layers[0]
-        out = thetas.new_empty(k, self.layers[-1].n_out, b)
         fold = first.bias is not None and k * first.n_out > first.n_in
         if fold:
             x = torch.cat([x, x.new_ones(b, 1)], dim=1)
         size = self.group(k)
         spans = _blocks(b, self.block_rows(size, thetas.element_size()))
         blocks = [x[start:stop] for start, stop in spans]
-        # per block, the outputs of all points (K, rows, n_out): views of the class-major out
-        targets = [out.transpose(1, 2)[:, start:stop] for start, stop in spans]
-        buffers: dict[int, list[list[torch.Tensor]]] = {}  # per group size, once per call
+        buffers = {size: self._buffers(size, spans, thetas)}  # per group size: once per call
         with torch.no_grad():
+            if size == 1:
+                out = thetas.new_empty(k, b, self.layers[-1].n_out)
+                targets = [out[:, start:stop] for start, stop in spans]  # (K, rows, n_out)
+                for j in range(k):
+                    self._point(thetas[j], blocks, fold, buffers[1], [t[j] for t in targets])
+                return out
+            out = thetas.new_empty(k, self.layers[-1].n_out, b)
             for g in range(0, k, size):
                 points = thetas[g : g + size]
-                if len(points) not in buffers:
-                    buffers[len(points)] = self._buffers(len(points), spans, thetas)
+                if len(points) not in buffers:  # the last group, when size does not divide K
+                    buffers[len(points)] = self._buffers(len(points), spans, thetas, group=True)
                 own = buffers[len(points)]
-                if len(points) == 1:
-                    self._point(points[0], blocks, fold, own, [t[g] for t in targets])
-                else:
-                    self._group(points, blocks, spans, fold, own, out[g : g + size])
+                self._group(points, blocks, spans, fold, own, out[g : g + size])
         return out.transpose(1, 2)
 
     def _buffers(
-        self, g: int, spans: list[tuple[int, int]], like: torch.Tensor
+        self, g: int, spans: list[tuple[int, int]], like: torch.Tensor, *, group: bool = False
     ) -> list[list[torch.Tensor]]:
-        """Per block, the first layer's activations of G points, (rows, G * n_out), then for
-        one point each later layer's (rows, n_out): made once per call, reused by every group
-        (a fresh megabyte per point costs its page faults)."""
-        widths = [g * self.layers[0].n_out] + (
-            [layer.n_out for layer in self.layers[1:]] if g == 1 else []
-        )
+        """Per block, for `_point` (g = 1, not `group`) each layer's activations but the
+        last's (rows, n_out); for `_group`, the first layer's of G points (rows, G * n_out).
+        Made once per call, reused by every point (a fresh megabyte per point costs its page
+        faults)."""
+        if g == 1 and not group:
+            widths = [layer.n_out for layer in self.layers[:-1]]
+        else:
+            widths = [g * self.layers[0].n_out]
         whole = [like.new_empty(spans[0][1] - spans[0][0], w) for w in widths]
         return [[t[: stop - start] for t in whole] for start, stop in spans]
 
@@ -192,25 +198,19 @@ class DensePlan:
         targets: list[torch.Tensor],
     ) -> None:
         """One point (P,) over all blocks into its outputs' blocks `targets` (rows, n_out),
-        every layer as F.linear computes it, h W^T + b, so that the outputs are the generic
-        forward's bit for bit (bench/SURFACE.md)."""
+        every layer as F.linear computes it, h W^T + b."""
         stacked, bias = self._first(theta[None], fold)
-        later = [
-            (_weights(theta[None], la)[0].T, _biases(theta[None], la), la.activations)
+        operands = [(stacked, bias, self.layers[0].activations)] + [
+            (_weights(theta[None], la)[0].T, _flat_bias(theta, la), la.activations)
             for la in self.layers[1:]
         ]
-        first = self.layers[0].activations
         for xb, views, target in zip(blocks, buffers, targets, strict=True):
-            h = views[0]
-            _linear(xb, stacked, bias, h)
-            for act in first:
-                act(h)
-            for (weight_t, bias_l, acts), nxt in zip(later, views[1:], strict=True):
-                _linear(h, weight_t, None if bias_l is None else bias_l[0, :, 0], nxt)
+            h = xb
+            for (weight_t, bias_l, acts), nxt in zip(operands, [*views, target], strict=True):
+                _linear(h, weight_t, bias_l, nxt)
                 for act in acts:
                     act(nxt)
                 h = nxt
-            target.copy_(h)
 
     def _group(
         self,
@@ -268,6 +268,11 @@ def _weights(thetas: torch.Tensor, layer: DenseLayer) -> torch.Tensor:
     """The layer's weights of every point, (G, n_out, n_in): views of thetas (G, P)."""
     flat = thetas[:, layer.weight : layer.weight + layer.n_out * layer.n_in]
     return flat.unflatten(1, (layer.n_out, layer.n_in))
+
+
+def _flat_bias(theta: torch.Tensor, layer: DenseLayer) -> torch.Tensor | None:
+    """The layer's bias of one point (P,), (n_out,), or None."""
+    return None if layer.bias is None else theta[layer.bias : layer.bias + layer.n_out]
 
 
 def _biases(thetas: torch.Tensor, layer: DenseLayer) -> torch.Tensor | None:
