@@ -227,6 +227,11 @@ LOOP_CHUNK_BYTES = 16 * 2**20
 # Float32 copies of the outputs an evaluation on the dense path holds per point and example:
 # the outputs, the loss's shifted logits, its and the accuracy's masks and the next chunk's.
 DENSE_OUTPUT_COPIES = 4
+# Points per evaluation chunk on the dense path: at most this many bytes of their outputs. A
+# whole 51 x 51 plane of the quick MLP (MNIST MLP) in chunks of 51 or 128 points ran at
+# 0.80-0.84 (0.69) ms per point, of 256-2,601 points at 0.85-0.90 (0.73-0.82): the losses'
+# passes over the (K, B, C) outputs fall out of cache (1 thread, bench/SURFACE.md).
+DENSE_STACK_BYTES = 8 * 2**20
 
 
 def stack_path(
@@ -355,6 +360,11 @@ class Objective:
         copies = GRADIENT if gradient else FORWARD
         per_point = self.act * 4 * min(self.n, 256) * copies
         k_chunk = max(1, min(len(thetas), self.budget // per_point))
+        plan = self.model.dense
+        if not gradient and self.path == "dense" and plan is not None:  # outputs near the cache
+            k_chunk = min(
+                k_chunk, max(1, DENSE_STACK_BYTES // (4 * self.n * plan.layers[-1].n_out))
+            )
         parts = []
         for start in range(0, len(thetas), k_chunk):
             sl = slice(start, start + k_chunk)
