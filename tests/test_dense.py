@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.core import dense
+from landscape.core import dense, flat
 from landscape.core.batched import accuracy, cross_entropy, first_argmax, shifted_cross_entropy
 from landscape.core.dense import dense_plan
 from landscape.core.flat import FlatModel, Objective
@@ -218,6 +218,18 @@ def test_dense_path_takes_regression_and_stacked_losses_of_the_callers():
         ref = Objective(model, x, y, path="loop", **kw).evaluate(thetas)
         torch.testing.assert_close(got.loss, ref.loss, rtol=1e-6, atol=0)
         assert torch.isnan(got.acc).all()
+
+
+def test_dense_path_in_chunks_of_one_point(monkeypatch):
+    net, x, y = _classifier()
+    model = FlatModel(net)
+    thetas = points(net, 5, scale=1.0)
+    kw = {"loss": "cross_entropy", "classification": True}
+    whole = Objective(model, x, y, **kw).evaluate(thetas)
+    monkeypatch.setattr(flat, "DENSE_STACK_BYTES", 1)  # one point per evaluation chunk
+    split = Objective(model, x, y, **kw).evaluate(thetas)
+    torch.testing.assert_close(split.loss, whole.loss, rtol=1e-6, atol=0)
+    assert torch.equal(split.acc, whole.acc)
 
 
 def test_dense_path_gradients_take_the_generic_forward():
