@@ -222,7 +222,7 @@ LOOP_MIN_NUMEL = 2**18
 LOOP_CHUNK_BYTES = 16 * 2**20
 # On a CPU, a plain MLP template (`dense.dense_plan`) evaluated without a gradient takes the
 # fused forward of `landscape.core.dense` whatever its size: on nets from 2-16-2 on 64
-# examples to 64-2048-10 on 1,297 it ran 1.1-5x faster than vmap for a 51-point row and
+# examples to 64-2048-10 on 1,297 it ran 1.4-5x faster than vmap for a 51-point row and
 # 1.0-1.9x faster for one point (bench/dense_path.py; bench/SURFACE.md).
 # Float32 copies of the outputs an evaluation on the dense path holds per point and example:
 # the outputs, the loss's shifted logits, its and the accuracy's masks and the next chunk's.
