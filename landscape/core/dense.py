@@ -5,14 +5,16 @@ Linear, an `nn.Sequential` of them, possibly nested, with a leading `nn.Flatten`
 toolkit's `landscape.models.MLP`) is evaluated here with matrix products straight from the
 flat vectors through the `Layout`: no module, no `functional_call`, and the module's own
 parameters are never read. Examples go in blocks small enough for the cores' L2 caches
-(`DENSE_BLOCK_BYTES` of the widest layer's activations per thread); points go in groups
-whose first layer is one product (`DENSE_GROUP_WIDTH`: a narrow first layer, e.g. MNIST's
-784-32, is a poor product alone); the first layer's bias is folded into its product (the
-inputs get a column of ones, the weights a row of biases); activations run in place on a
-reused buffer; the last layer writes class-major outputs (K, C, B), returned as the (K, B, C)
-view the losses take (`batched.cross_entropy` and `accuracy` reduce it along B, vectorized).
-Every number is the generic forward's up to float rounding (the products' summation order),
-which `tests/test_dense.py` checks.
+(`DENSE_BLOCK_BYTES` of the widest layer's activations per thread); the first layer's bias
+is folded into its product (the inputs get a column of ones, the weights a row of biases);
+activations run in place on buffers made once per call. A first layer at least
+`DENSE_GROUP_WIDTH` wide: one point at a time, every product as `F.linear` makes it, outputs
+row-major: the generic forward's numbers bit for bit (tested). A narrower one (e.g. MNIST's
+784-32, a poor product alone): groups of points whose first layers are one product and whose
+later layers are batched, outputs class-major (K, C, B), returned as the (K, B, C) view the
+losses take (`batched.cross_entropy` and `accuracy` reduce it along B, vectorized): the
+generic forward's numbers up to float rounding (the products' summation order), which
+`tests/test_dense.py` checks.
 
 Why, on a CPU: the generic per-point forward of the quick preset's MLP 64-512-10 over 1,297
 examples wrote a fresh 2.6 MB hidden layer, beyond the 2 MB L2, and read it back three times
