@@ -18,7 +18,9 @@ per repeat (who goes first rotates), so a change in machine load hits all alike.
   (`rows_per_call=n`; the objective chunks it to its memory budget).
 - `batched-vmap`, `batched-loop`: `batched` with the evaluator's path forced
   (`Objective(path=...)`): all points of a call in one vmapped forward, or one plain forward
-  per point; `batched` takes the library's choice (`flat.stack_path`).
+  per point; `batched` takes the library's choice (`flat.stack_path`, printed with the
+  problem): on a CPU, `dense` for the MLP cases (`landscape.core.dense`: the fused forward of
+  a plain MLP), `loop` for LeNet; `vmap` on CUDA.
 - `loop`: the naive way: for each grid point theta + a d1 + b d2 (the same directions and
   coordinates as `batched`), one `torch.func.functional_call` forward over all examples under
   `torch.no_grad`, `loss.item()` and `accuracy.item()`.
@@ -221,7 +223,7 @@ def directions(p: Problem, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1, path: str = "auto") -> Grid:
     """surface_2d_rows on an Objective with analyze's default budget (as `_plane` does);
-    `path` as `Objective`'s: auto (the library's choice), vmap or loop."""
+    `path` as `Objective`'s: auto (the library's choice), vmap, loop or dense."""
     template = copy.deepcopy(p.model)  # FlatModel freezes its template
     objective = Objective(
         FlatModel(template),
@@ -241,6 +243,12 @@ def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1, path: str
     for i, loss_row, acc_row in rows:
         loss[i], acc[i] = loss_row.cpu(), acc_row.cpu()
     return Grid(loss, acc)
+
+
+def library_path(p: Problem) -> str:
+    """The path `Objective` picks for this problem (`flat.stack_path`): vmap, loop or dense."""
+    model = FlatModel(copy.deepcopy(p.model))
+    return Objective(model, p.x, p.y, loss="cross_entropy", classification=True).path
 
 
 def run_batched_plane(p: Problem, n: int, seed: int) -> Grid:
@@ -592,6 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     if "gemm-only" in methods and any(isinstance(m, nn.Conv2d) for m in p.model.modules()):
         methods.remove("gemm-only")  # it chains the Linear layers' matmuls: MLPs only
     print(f"problem: {p.title}; {p.flops_per_point / 1e6:.1f} MFLOP of matmuls/convs per point")
+    print(f"batched takes the library's path: {library_path(p)}")
     print(f"trained in {time.perf_counter() - t_start:.1f} s; warming up", flush=True)
     for m in methods:  # untimed: first torch.func / vmap calls pay one-time costs
         METHODS[m](p, 3, 0)

@@ -106,17 +106,41 @@ def test_loop_and_vmap_paths_store_the_same_numbers(net, rows):
     assert loop.acc.min() < loop.acc.max() or loop.loss.min() < loop.loss.max()  # not constant
 
 
+class _Wrapped(nn.Module):  # a forward of its own: not a plain MLP, the generic paths run it
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
 def test_path_auto_loops_over_big_forwards_on_a_cpu_only():
-    model, x, y = _path_problem("mlp")  # Flatten (a view: not computed), 16, 16, 4 per example
+    plain, x, y = _path_problem("mlp")  # Flatten (a view: not computed), 16, 16, 4 per example
+    model = FlatModel(_Wrapped(plain.template))
     assert model.activation_numel(x) == 192 + 36 and model.activation_numel(x, views=False) == 36
+    assert model.dense is None and plain.dense is not None
     obj = Objective(model, x, y, loss="cross_entropy", classification=True)
-    assert obj.path == "vmap"  # 40 x 36 numbers per point
+    assert obj.path == obj.grad_path == "vmap"  # 40 x 36 numbers per point
     big = Objective(model, x.repeat(200, 1, 1, 1), y.repeat(200), loss="cross_entropy",
                     classification=True)  # fmt: skip
-    assert big.path == "loop"  # 8,000 x 36 >= LOOP_MIN_NUMEL
+    assert big.path == big.grad_path == "loop"  # 8,000 x 36 >= LOOP_MIN_NUMEL
     assert stack_path(torch.device("cuda"), LOOP_MIN_NUMEL * 100) == "vmap"
-    with pytest.raises(ConfigError, match="path 'fast': expected one of auto, vmap, loop"):
+    with pytest.raises(ConfigError, match="path 'fast': expected one of auto, vmap, loop, dense"):
         Objective(model, x, y, loss="cross_entropy", classification=True, path="fast")
+
+
+def test_path_auto_takes_the_dense_forward_for_plain_mlps_on_a_cpu_only():
+    model, x, y = _path_problem("mlp")
+    kw = {"loss": "cross_entropy", "classification": True}
+    small, big = Objective(model, x, y, **kw), Objective(model, x.repeat(200, 1, 1, 1),
+                                                         y.repeat(200), **kw)  # fmt: skip
+    assert small.path == big.path == "dense"  # any size on a CPU
+    assert (small.grad_path, big.grad_path) == ("vmap", "loop")  # gradients: the generic rule
+    assert stack_path(torch.device("cuda"), 10**9, dense=True) == "vmap"
+    assert stack_path(torch.device("cpu"), 1, dense=True) == "dense"
+    with pytest.raises(ConfigError, match="path 'dense' needs a plain MLP template"):
+        Objective(FlatModel(_Wrapped(model.template)), x, y, path="dense", **kw)
 
 
 def test_streamed_batches_give_the_same_numbers_on_both_paths():

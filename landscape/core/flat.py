@@ -34,6 +34,7 @@ from landscape.core.batched import (
     chunk_rows,
     loss_function,
 )
+from landscape.core.dense import DensePlan, dense_plan
 from landscape.core.private_copy import derived, norm_layers, private_copy
 from landscape.errors import ConfigError
 
@@ -102,6 +103,10 @@ class FlatModel:
         if self.has_bn:  # built here, not lazily: a copy cannot be made inside a transform
             derived(self._private, "batch")
             derived(self._private, "calibrate")
+        # a chain of Linear layers and activations: `dense`'s fused forward can evaluate it
+        self.dense: DensePlan | None = (
+            None if self.has_bn else dense_plan(self.template, self.layout)
+        )
 
     @property
     def size(self) -> int:
@@ -204,7 +209,7 @@ def _fresh(name: str, buffer: torch.Tensor, norms: list, module: nn.Module) -> t
     return torch.ones_like(buffer) if name.endswith("running_var") else torch.zeros_like(buffer)
 
 
-STACK_PATHS = ("auto", "vmap", "loop")
+STACK_PATHS = ("auto", "vmap", "loop", "dense")
 # On a CPU, one point's forward over the whole dataset is already a good GEMM for MKL, and
 # vmap's (K, B, width) activations (38 MB for a 21-point row of the digits MLP 64-512-10)
 # stream through memory in separate bias, activation and loss passes that a point's own
@@ -215,16 +220,35 @@ LOOP_MIN_NUMEL = 2**18
 # A point's activations per data chunk on the loop path, at most: a LeNet's on 1,000 MNIST
 # images (60 MB) ran 1.5x faster in chunks of 256 (15 MB) that stay near the cache.
 LOOP_CHUNK_BYTES = 16 * 2**20
+# On a CPU, a plain MLP template (`dense.dense_plan`) evaluated without a gradient takes the
+# fused forward of `landscape.core.dense` whatever its size: on nets from 2-16-2 on 64
+# examples to 64-2048-10 on 1,297 it ran 1.4-5x faster than vmap for a 51-point row and
+# 1.0-1.9x faster for one point (bench/dense_path.py; bench/SURFACE.md).
+# Float32 copies of the outputs an evaluation on the dense path holds per point and example:
+# the outputs, the loss's shifted logits, its and the accuracy's masks and the next chunk's.
+DENSE_OUTPUT_COPIES = 4
+# Points per evaluation chunk on the dense path: at most this many bytes of their outputs. A
+# whole 51 x 51 plane of the quick MLP (MNIST MLP) in chunks of 51 or 128 points ran at
+# 0.80-0.84 (0.69) ms per point, of 256-2,601 points at 0.85-0.90 (0.73-0.82): the losses'
+# passes over the (K, B, C) outputs fall out of cache (1 thread, bench/SURFACE.md).
+DENSE_STACK_BYTES = 8 * 2**20
 
 
-def stack_path(device: torch.device, point_numel: int, path: str = "auto") -> str:
-    """How `Objective.evaluate` runs K points: 'vmap' (one stacked call) or 'loop' (one
-    forward per point). 'auto': vmap on accelerators, and on a CPU for forwards of fewer than
-    LOOP_MIN_NUMEL activation numbers per point; loop otherwise. The values do not depend on
-    the path beyond float rounding."""
+def stack_path(
+    device: torch.device, point_numel: int, path: str = "auto", *, dense: bool = False
+) -> str:
+    """How `Objective.evaluate` runs K points: 'vmap' (one stacked call), 'loop' (one
+    forward per point) or 'dense' (`dense.DensePlan.forward`: a plain MLP's fused forward,
+    without autograd). 'auto': vmap on accelerators; on a CPU, dense for a `dense` template
+    (one `dense.dense_plan` accepts), else loop from LOOP_MIN_NUMEL activation numbers per
+    point, else vmap. The values do not depend on the path beyond float rounding."""
     if path != "auto":
         return path
-    return "loop" if device.type == "cpu" and point_numel >= LOOP_MIN_NUMEL else "vmap"
+    if device.type != "cpu":
+        return "vmap"
+    if dense:
+        return "dense"
+    return "loop" if point_numel >= LOOP_MIN_NUMEL else "vmap"
 
 
 @dataclass(frozen=True)
@@ -269,19 +293,38 @@ class Objective:
         # a name (cross_entropy, mse) or a stacked loss: outputs (K, B, ...), y (K, B, ...) -> (K,)
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
         self._loss = loss_function(loss) if isinstance(loss, str) else loss
+        self._named_loss = isinstance(loss, str)  # a stacked loss of the caller's may view()
         self.loss_fn: LossFn = self._loss  # (K, B, ...) outputs, (K, B, ...) targets -> (K,)
         self.classification = classification
         self.budget = budget_bytes
         self.act = model.activation_numel(x)
+        if path == "dense" and model.dense is None:
+            raise ConfigError(
+                "Objective: path 'dense' needs a plain MLP template (nn.Sequential or "
+                "landscape.models.MLP of Flatten, Linear and elementwise activations), found "
+                f"{type(model.template).__name__}; use path='auto'"
+            )
         self._path = path  # resolved on first use: a subclass may set up `n` after this
+        self._grad_path = "vmap" if path == "vmap" else "loop" if path == "loop" else "auto"
 
     @property
     def path(self) -> str:
-        """'vmap' or 'loop': how `evaluate` runs K points (see `stack_path`)."""
+        """'vmap', 'loop' or 'dense': how `evaluate` runs K points (see `stack_path`)."""
         if self._path == "auto":
-            computed = self.model.activation_numel(self.x, views=False)  # Flatten's view: free
-            self._path = stack_path(self.x.device, computed * self.n)
+            dense = self.model.dense is not None
+            self._path = stack_path(self.x.device, self._point_numel(), dense=dense)
         return self._path
+
+    @property
+    def grad_path(self) -> str:
+        """'vmap' or 'loop': how `evaluate(gradient=True)` runs K points (the dense forward
+        keeps no graph: its rule without it)."""
+        if self._grad_path == "auto":
+            self._grad_path = stack_path(self.x.device, self._point_numel())
+        return self._grad_path
+
+    def _point_numel(self) -> int:
+        return self.model.activation_numel(self.x, views=False) * self.n  # Flatten's view: free
 
     @property
     def n(self) -> int:
@@ -317,6 +360,11 @@ class Objective:
         copies = GRADIENT if gradient else FORWARD
         per_point = self.act * 4 * min(self.n, 256) * copies
         k_chunk = max(1, min(len(thetas), self.budget // per_point))
+        plan = self.model.dense
+        if not gradient and self.path == "dense" and plan is not None:  # outputs near the cache
+            k_chunk = min(
+                k_chunk, max(1, DENSE_STACK_BYTES // (4 * self.n * plan.layers[-1].n_out))
+            )
         parts = []
         for start in range(0, len(thetas), k_chunk):
             sl = slice(start, start + k_chunk)
@@ -333,14 +381,16 @@ class Objective:
         grads = torch.zeros_like(thetas) if gradient else None
         if buffers is None:
             buffers = self.model.point_buffers(thetas)
-        loop = self.path == "loop"
+        path = self.grad_path if gradient else self.path
+        loop = path == "loop"
         groups = [slice(j, j + 1) for j in range(k)] if loop else [slice(0, k)]  # of the K points
-        rows = self._eval_rows(k, GRADIENT if gradient else FORWARD)
+        rows = self._eval_rows(k, GRADIENT if gradient else FORWARD, path)
         with torch.set_grad_enabled(gradient):
             for xb, ys, w in self._target_chunks(rows):
                 for g in groups:  # data outside, points inside: one pass over a streamed source
                     points = thetas[g].detach().requires_grad_(gradient)
-                    out = self._forward_points(points, xb, None if buffers is None else buffers[g])
+                    own = None if buffers is None else buffers[g]
+                    out = self._forward_points(points, xb, own, path)
                     for i, (name, yb) in enumerate(zip(names, ys, strict=True)):
                         yk = yb.unsqueeze(0).expand(len(out), *yb.shape)
                         value = self._loss(out, yk)
@@ -361,32 +411,52 @@ class Objective:
         inputs (what a regression net draws), by `evaluate`'s path and data chunks."""
         thetas = thetas.to(self.x.device)
         buffers = self.model.point_buffers(thetas) if buffers is None else buffers.to(thetas)
+        path = self.path
         groups = (
             [slice(j, j + 1) for j in range(len(thetas))]
-            if self.path == "loop"
+            if path == "loop"
             else [slice(0, len(thetas))]
         )
         chunks = []
         with torch.no_grad():
-            for xb, _, _ in self._target_chunks(self._eval_rows(len(thetas))):
+            for xb, _, _ in self._target_chunks(self._eval_rows(len(thetas), FORWARD, path)):
                 outs = [
-                    self._forward_points(thetas[g], xb, None if buffers is None else buffers[g])
+                    self._forward_points(
+                        thetas[g], xb, None if buffers is None else buffers[g], path
+                    )
                     for g in groups
                 ]
                 chunks.append(torch.cat(outs))
         return torch.cat(chunks, dim=1)
 
-    def _eval_rows(self, k: int, copies: int = FORWARD) -> int:
-        """Examples per data chunk of an evaluation of k points (on the loop path, one point's
-        activations at a time, in chunks of at most LOOP_CHUNK_BYTES)."""
-        if self.path == "vmap" or self.model.bn == "batch":  # bn='batch': fixed batches
+    def _eval_rows(self, k: int, copies: int, path: str) -> int:
+        """Examples per data chunk of an evaluation of k points by `path` (on the loop path,
+        one point's activations at a time, in chunks of at most LOOP_CHUNK_BYTES; on the dense
+        path, the k points' outputs and the loss's copies of them, DENSE_OUTPUT_COPIES, and the
+        inputs with their ones column: it blocks rows for the cache itself)."""
+        plan = self.model.dense
+        if path == "dense" and plan is not None:
+            per_example = k * plan.layers[-1].n_out * DENSE_OUTPUT_COPIES + plan.layers[0].n_in + 1
+            return max(1, self.budget // (4 * per_example))
+        if path != "loop" or self.model.bn == "batch":  # bn='batch': fixed batches
             return self._rows(k, copies)
         return min(self._rows(1, copies), max(1, LOOP_CHUNK_BYTES // (4 * self.act)))
 
     def _forward_points(
-        self, thetas: torch.Tensor, xb: torch.Tensor, buffers: torch.Tensor | None
+        self, thetas: torch.Tensor, xb: torch.Tensor, buffers: torch.Tensor | None, path: str
     ) -> torch.Tensor:
-        """thetas (K, P) -> outputs (K, B, ...): one plain forward when K = 1 (no vmap)."""
+        """thetas (K, P) -> outputs (K, B, ...): on the dense path (no gradient), the fused
+        forward; else one plain forward when K = 1 (no vmap), or vmap."""
+        plan = self.model.dense
+        if (
+            path == "dense"
+            and plan is not None
+            and not torch.is_grad_enabled()
+            and (buffers is None or buffers.shape[-1] == 0)
+            and plan.accepts(thetas, xb)
+        ):
+            out = plan.forward(thetas, xb)  # class-major: the named losses take the view
+            return out if self._named_loss else out.contiguous()
         if len(thetas) == 1:
             return self.model.forward(thetas[0], xb, None if buffers is None else buffers[0])[None]
         return self.model.forward_stack(thetas, xb, buffers)
