@@ -1,6 +1,6 @@
 """`Objective.evaluate` on plain MLPs: the dense path against the vmap and loop paths.
 
-The evidence behind `flat.DENSE_MIN_NUMEL` (from what forward size the fused forward of
+The evidence behind `objective.stack_path` (from what forward size the fused forward of
 `landscape.core.dense` beats one vmapped call) and `dense.DENSE_BLOCK_BYTES` /
 `dense.DENSE_GROUP_WIDTH` (its row blocks and point groups). For each net, K points (a row of
 a plane: theta plus random offsets) are evaluated (loss and accuracy, or MSE for regression)
@@ -33,7 +33,8 @@ import torch
 from torch import nn
 
 from landscape.core import dense
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 
 CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
 

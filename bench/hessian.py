@@ -50,7 +50,8 @@ from torch import nn
 from torch.func import functional_call, grad, jacrev, jvp, linearize, vjp
 
 from landscape.config import DataConfig, ModelConfig
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 from landscape.data import load_dataset
 from landscape.errors import LandscapeError
 from landscape.measures.curvature import top_eigenvalues

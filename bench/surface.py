@@ -18,7 +18,7 @@ per repeat (who goes first rotates), so a change in machine load hits all alike.
   (`rows_per_call=n`; the objective chunks it to its memory budget).
 - `batched-vmap`, `batched-loop`: `batched` with the evaluator's path forced
   (`Objective(path=...)`): all points of a call in one vmapped forward, or one plain forward
-  per point; `batched` takes the library's choice (`flat.stack_path`, printed with the
+  per point; `batched` takes the library's choice (`objective.stack_path`, printed with the
   problem): on a CPU, `dense` for the MLP cases (`landscape.core.dense`: the fused forward of
   a plain MLP), `loop` for LeNet; `vmap` on CUDA.
 - `loop`: the naive way: for each grid point theta + a d1 + b d2 (the same directions and
@@ -94,8 +94,9 @@ from torch import nn
 from torch.func import functional_call
 
 from landscape.config import DataConfig, ModelConfig
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
 from landscape.core.layout import Layout
+from landscape.core.objective import Objective
 from landscape.data import load_dataset
 from landscape.errors import LandscapeError
 from landscape.measures.directions import random_plane
@@ -246,7 +247,7 @@ def run_batched(p: Problem, n: int, seed: int, rows_per_call: int = 1, path: str
 
 
 def library_path(p: Problem) -> str:
-    """The path `Objective` picks for this problem (`flat.stack_path`): vmap, loop or dense."""
+    """The path `Objective` picks for this problem (`objective.stack_path`): vmap, loop or dense."""
     model = FlatModel(copy.deepcopy(p.model))
     return Objective(model, p.x, p.y, loss="cross_entropy", classification=True).path
 

@@ -38,7 +38,7 @@ import torch
 
 from landscape.config import resolve_config
 from landscape.core.batched import GRADIENT_GRAPH
-from landscape.core.flat import Objective
+from landscape.core.objective import Objective
 from landscape.measures.curvature import HVP, hessian_trace, top_eigenvalues
 from landscape.measures.runs import Experiment
 from landscape.measures.trace_hutchpp import hutchpp_trace

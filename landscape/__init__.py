@@ -16,8 +16,9 @@ from landscape.config import (
     resolve_config,
 )
 from landscape.core.events import Event
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
 from landscape.core.layout import Layout
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError, DataError, LandscapeError, ModelError, StoreError
 from landscape.importer.checkpoint import ImportRequest, ImportResult, import_checkpoint
 from landscape.measures.runner import AnalysisConfig, AnalyzeOptions, analyze, measure_names

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 from landscape.config import ModelConfig
-from landscape.core.flat import FlatModel, Objective, recalibrate
+from landscape.core.flat import FlatModel, recalibrate
+from landscape.core.objective import Objective
 from landscape.measures.runner import AnalysisConfig, analyze
 from landscape.store.analysis_store import result_file
 from landscape.train.experiment import train_experiment

@@ -10,7 +10,8 @@ from torch.func import functional_call, grad, jacrev
 from torch.nn.functional import cross_entropy
 
 from landscape.config import DataConfig
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 from landscape.data import load_dataset
 from landscape.errors import ConfigError
 from landscape.measures.curvature import (

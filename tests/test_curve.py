@@ -15,7 +15,8 @@ import torch
 from torch import nn
 
 from landscape.core.bezier import CurveEngine, bezier
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 from landscape.measures.curve import CurveRecipe, curve_values, train_curves
 from landscape.measures.slices import default_alphas
 

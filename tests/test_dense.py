@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.core import dense, flat
+from landscape.core import dense, objective
 from landscape.core.batched import accuracy, cross_entropy, first_argmax, shifted_cross_entropy
 from landscape.core.dense import dense_plan
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 from landscape.models import MLP
 from landscape.probe.data import as_source
 
@@ -226,7 +227,7 @@ def test_dense_path_in_chunks_of_one_point(monkeypatch):
     thetas = points(net, 5, scale=1.0)
     kw = {"loss": "cross_entropy", "classification": True}
     whole = Objective(model, x, y, **kw).evaluate(thetas)
-    monkeypatch.setattr(flat, "DENSE_STACK_BYTES", 1)  # one point per evaluation chunk
+    monkeypatch.setattr(objective, "DENSE_STACK_BYTES", 1)  # one point per evaluation chunk
     split = Objective(model, x, y, **kw).evaluate(thetas)
     torch.testing.assert_close(split.loss, whole.loss, rtol=1e-6, atol=0)
     assert torch.equal(split.acc, whole.acc)
@@ -276,9 +277,9 @@ def test_streamed_batches_on_the_dense_path():
     thetas = points(net, 4)
     kw = {"loss": "cross_entropy", "classification": True}
     batches = [(x[i : i + 64], y[i : i + 64]) for i in range(0, len(x), 64)]
-    objective = as_source(batches, loss="cross_entropy").objective(model, **kw)
-    assert objective.path == "dense"
-    streamed = objective.evaluate(thetas)
+    stream = as_source(batches, loss="cross_entropy").objective(model, **kw)
+    assert stream.path == "dense"
+    streamed = stream.evaluate(thetas)
     whole = Objective(model, x, y, path="loop", **kw).evaluate(thetas)
     torch.testing.assert_close(streamed.loss, whole.loss, rtol=1e-6, atol=0)
     torch.testing.assert_close(streamed.acc, whole.acc, rtol=0, atol=1e-6)

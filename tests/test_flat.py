@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.core.flat import LOOP_MIN_NUMEL, FlatModel, Objective, stack_path
+from landscape.core.flat import FlatModel
+from landscape.core.objective import LOOP_MIN_NUMEL, Objective, stack_path
 from landscape.errors import ConfigError
 from landscape.probe.data import as_source
 from tests.foreign_nets import make_resnet

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
 from landscape.core.layout import Layout
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError
 from landscape.measures.curvature import hessian_matrix
 from landscape.measures.layer_curvature import (

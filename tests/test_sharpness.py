@@ -12,7 +12,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError
 from landscape.measures.directions import random_direction
 from landscape.measures.sharpness import epsilon_sharpness, perturbation_sharpness

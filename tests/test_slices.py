@@ -6,7 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError
 from landscape.measures.slices import (
     barrier_height,

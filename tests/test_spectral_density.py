@@ -13,7 +13,8 @@ from torch.func import functional_call, grad, jacrev
 from torch.nn.functional import cross_entropy
 
 from landscape.config import DataConfig
-from landscape.core.flat import FlatModel, HessianVectorProduct, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import HessianVectorProduct, Objective
 from landscape.data import load_dataset
 from landscape.errors import ConfigError
 from landscape.measures.curvature import hessian_trace

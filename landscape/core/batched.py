@@ -1,7 +1,7 @@
 """Training a *stack* of K parameter sets: engines, stacked losses, the chunk rule.
 
 Engines share one interface (`Engine`) so the training loop (`landscape.core.loop`) has one
-code path; every evaluation (the loop's logging included) goes through `flat.Objective`:
+code path; every evaluation (the loop's logging included) goes through `objective.Objective`:
 
 - `StackedEngine`: K parameter sets stacked along dim 0, evaluated with
   `torch.func.vmap(torch.func.functional_call)`; the template module's own tensors are never
@@ -223,7 +223,7 @@ class ModuleEngine:
 
 class Engine(Protocol):
     """K parameter sets the training loop steps (`forward`, `parameters`) and logs: the loop
-    evaluates `eval_points` with `eval_buffers` through `flat.Objective`, the one evaluator
+    evaluates `eval_points` with `eval_buffers` through `objective.Objective`, the one evaluator
     (`landscape.core.loop`)."""
 
     layout: Layout
@@ -285,5 +285,5 @@ FORWARD, GRADIENT, GRADIENT_GRAPH = 1, 3, 6
 
 def chunk_rows(k: int, act_numel: int, *, budget_bytes: int, copies: int) -> int:
     """Examples per data chunk so that K points' activations (float32), `copies` times over
-    (FORWARD, GRADIENT or GRADIENT_GRAPH), fit `budget_bytes`: `flat.Objective`'s one rule."""
+    (FORWARD, GRADIENT or GRADIENT_GRAPH), fit `budget_bytes`: `objective.Objective`'s one rule."""
     return max(1, budget_bytes // (k * act_numel * 4 * copies))

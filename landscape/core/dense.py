@@ -20,7 +20,7 @@ Why, on a CPU: the generic per-point forward of the quick preset's MLP 64-512-10
 examples wrote a fresh 2.6 MB hidden layer, beyond the 2 MB L2, and read it back three times
 (the bias copy inside `addmm`, ReLU's new tensor, the next product), and its loss and argmax
 over (B, 10) logits cost as much as the second layer. bench/SURFACE.md has the profile and
-the measurements behind the constants and `flat.stack_path`'s rule (bench/dense_path.py).
+the measurements behind the constants and `objective.stack_path`'s rule (bench/dense_path.py).
 
 >>> import torch
 >>> from torch import nn

@@ -18,8 +18,9 @@ import torch
 
 from landscape.config import OptimConfig
 from landscape.core.batched import Engine, LossFn, loss_function
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
 from landscape.core.flat_engine import FlatEngine
+from landscape.core.objective import Objective
 from landscape.core.orders import EpochOrders
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy.optimize import Bounds, minimize
 
-from landscape.core.flat import Objective
+from landscape.core.objective import Objective
 
 METHODS = ("lbfgsb", "pga")  # L-BFGS-B on the box (Keskar et al.); projected sign ascent
 PGA_TRAVEL = 2.5  # pga: steps of PGA_TRAVEL / max_iter box half-widths, so max_iter steps can

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from landscape.core.flat import BN_MODES, Objective
+from landscape.core.flat import BN_MODES
+from landscape.core.objective import Objective
 from landscape.measures.slices import barrier_height, error_barrier, interpolate, largest_rise
 from landscape.measures.spec import LOSS_UNITS, Context, Stored
 

@@ -22,8 +22,8 @@ import torch
 
 from landscape.config import OptimConfig
 from landscape.core.bezier import CurveEngine, bezier
-from landscape.core.flat import Objective
 from landscape.core.loop import LoopData, StackLoop, make_optimizer, run_loop, short_schedule
+from landscape.core.objective import Objective
 from landscape.measures.common import (
     line,
     line_attrs,

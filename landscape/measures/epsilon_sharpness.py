@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from landscape.core.flat import Objective
+from landscape.core.objective import Objective
 from landscape.measures.common import all_runs, objective
 from landscape.measures.sharpness import epsilon_sharpness
 from landscape.measures.spec import L2, LOSS_UNITS, Context, MeasureSpec, Setting, Stored

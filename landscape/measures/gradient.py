@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from landscape.core.flat import Objective
+from landscape.core.objective import Objective
 from landscape.measures.common import SPLITS, all_runs, objective, step_array, trajectory
 from landscape.measures.spec import Context, MeasureSpec, Stored
 from landscape.store.summary import Scalar

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from landscape.core.flat import HessianVectorProduct
+from landscape.core.objective import HessianVectorProduct
 from landscape.measures.common import all_runs, objective
 from landscape.measures.curvature import CurvatureError, top_eigenvalues
 from landscape.measures.spec import CURV, Context, MeasureSpec, Setting, Stored

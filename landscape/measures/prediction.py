@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from landscape.core.flat import Objective
+from landscape.core.objective import Objective
 from landscape.data.synthetic import LINE_X_MAX, ring_coordinates, ring_image
 from landscape.measures.common import all_runs, step_array, trajectory
 from landscape.measures.spec import Context, MeasureSpec, Setting, Stored

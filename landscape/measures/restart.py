@@ -15,7 +15,6 @@ import numpy as np
 import torch
 
 from landscape.config import OptimConfig
-from landscape.core.flat import Objective
 from landscape.core.flat_engine import FlatEngine
 from landscape.core.loop import (
     LoopData,
@@ -25,6 +24,7 @@ from landscape.core.loop import (
     run_loop,
     short_schedule,
 )
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError
 from landscape.measures.common import all_runs, line, line_arrays, objectives, step_array
 from landscape.measures.slices import default_alphas

@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from landscape.config import ExperimentConfig, config_from_json
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
 from landscape.core.layout import Layout
 from landscape.core.losses import loss_name
+from landscape.core.objective import Objective
 from landscape.data import Dataset, load_dataset
 from landscape.errors import StoreError
 from landscape.importer.sources import ImportRecord, stored_record

@@ -13,7 +13,8 @@ generator only.
 
 >>> import torch
 >>> from torch import nn
->>> from landscape.core.flat import FlatModel, Objective
+>>> from landscape.core.flat import FlatModel
+>>> from landscape.core.objective import Objective
 >>> model = FlatModel(nn.Linear(1, 1, bias=False).double())
 >>> x, y = torch.ones(4, 1, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64)
 >>> objective = Objective(model, x, y, loss="mse", classification=False)  # L(w) = w^2
@@ -38,8 +39,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from landscape.core.flat import Objective
 from landscape.core.layout import Layout
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError
 from landscape.measures.box_search import (
     METHODS,

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 
-from landscape.core.flat import Objective
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError
 
 

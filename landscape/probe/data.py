@@ -20,7 +20,8 @@ from typing import Any
 
 import torch
 
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError, DataError
 
 Batch = tuple[torch.Tensor, torch.Tensor]

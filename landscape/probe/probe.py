@@ -27,9 +27,10 @@ import torch
 from torch import nn
 
 from landscape._version import __version__
-from landscape.core.flat import FlatModel, Objective
+from landscape.core.flat import FlatModel
 from landscape.core.layout import Layout
 from landscape.core.losses import loss_units
+from landscape.core.objective import Objective
 from landscape.errors import ConfigError
 from landscape.measures.common import line
 from landscape.measures.curve import (
