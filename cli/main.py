@@ -23,7 +23,7 @@ def main() -> None:
     \b
     Start here:
       landscape presets                  what can be run, and what each reproduces
-      landscape run quick                train, analyze and report: ~3 minutes on 2 CPU cores
+      landscape run quick                train, analyze and report: about a minute on 2 CPU cores
       xdg-open reports/quick/report.html the page; figures and summary.json beside it
 
     \b

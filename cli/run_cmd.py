@@ -134,7 +134,7 @@ def run(
 
     \b
     Examples:
-      landscape run quick                      about 3 minutes on 2 CPU cores, no download
+      landscape run quick                      about a minute on 2 CPU cores, no download
       landscape run merkulov-mnist-mlp --runs 8 --data-dir ../shared/data
       landscape run ring-sweep-small           5 ring sizes at equal epochs and steps
       landscape presets                        what can be run
