@@ -28,6 +28,9 @@ def _activation(name: str) -> nn.Module:
 class MLP(nn.Module):
     """Fully connected net: flatten, then Linear + activation per hidden width, then Linear."""
 
+    # its forward is self.net(x): landscape.core.dense may evaluate that chain directly
+    DENSE_CHAIN = "net"
+
     def __init__(self, n_in: int, widths: tuple[int, ...], n_out: int, activation: str):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]

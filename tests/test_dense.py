@@ -361,3 +361,14 @@ def test_one_point_at_a_time_gives_the_generic_forward_bit_for_bit(monkeypatch):
     got = Objective(FlatModel(net), x, y, path="dense", **kw).evaluate(thetas)
     ref = Objective(FlatModel(net), x, y, path="loop", **kw).evaluate(thetas)
     assert torch.equal(got.loss, ref.loss) and torch.equal(got.acc, ref.acc)
+
+
+def test_a_declared_chain_is_not_inherited_by_a_subclass_with_its_own_forward():
+    # models.MLP declares DENSE_CHAIN = "net"; a subclass whose forward differs must not be
+    # evaluated as that chain (it would silently drop the subclass's doubling)
+    class Doubled(MLP):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 2 * self.net(x)
+
+    assert dense_plan(MLP(4, (3,), 2, "relu")) is not None
+    assert dense_plan(Doubled(4, (3,), 2, "relu")) is None

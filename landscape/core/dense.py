@@ -43,7 +43,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from landscape.core.layout import Layout
-from landscape.models import MLP
 
 # Rows per block: this many bytes of the widest layer's activations per torch thread (each
 # thread's share of a block's rows stays in its core's L2, 2 MB here, for the next product).
@@ -288,12 +287,13 @@ def dense_plan(template: nn.Module, layout: Layout | None = None) -> DensePlan |
     """`template` as a chain of Linear layers and elementwise activations, or None.
 
     Accepted: a lone `nn.Linear`, or an `nn.Sequential` (exactly that class, nested ones
-    too) or a `landscape.models.MLP` whose leaves are, in order, an optional `nn.Flatten()`
-    first, then
-    `nn.Linear` layers (exactly that class), each followed by any of ReLU, LeakyReLU, Tanh,
-    Sigmoid, ELU, SiLU, GELU, Identity and Dropout (an identity in eval mode). Anything else
-    (another layer, a subclass with its own forward, hooks, parametrizations, a template in
-    training mode) gives None: the generic `functional_call` path evaluates it.
+    too) or a module whose class declares `DENSE_CHAIN = "<child>"` (its forward is exactly
+    that child's, as `landscape.models.MLP`'s), whose leaves are, in order, an optional
+    `nn.Flatten()` first, then `nn.Linear` layers (exactly that class), each followed by any
+    of ReLU, LeakyReLU, Tanh, Sigmoid, ELU, SiLU, GELU, Identity and Dropout (an identity in
+    eval mode). Anything else (another layer, a subclass with its own forward, hooks,
+    parametrizations, a template in training mode) gives None: the generic `functional_call`
+    path evaluates it.
     `layout` (default: the template's own) places the parameters in the flat vector.
     """
     layout = Layout.of_parameters(template) if layout is None else layout
@@ -340,8 +340,9 @@ def _leaves(module: nn.Module, name: str) -> list[tuple[str, nn.Module]] | None:
     forward is not a known chain."""
     if module._forward_hooks or module._forward_pre_hooks:
         return None
-    if type(module) is MLP:
-        return _leaves(module.net, f"{name}.net" if name else "net")
+    chain = type(module).__dict__.get("DENSE_CHAIN")  # declared by the class itself, not inherited
+    if isinstance(chain, str):
+        return _leaves(getattr(module, chain), f"{name}.{chain}" if name else chain)
     if type(module) is nn.Sequential:
         out: list[tuple[str, nn.Module]] = []
         for child_name, child in module._modules.items():  # repeats too, as forward runs them
