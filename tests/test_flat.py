@@ -247,3 +247,19 @@ def test_streamed_data_cannot_carry_other_targets():
     with pytest.raises(ConfigError, match="other target sets need the data in memory"):
         source.objective(model, loss="cross_entropy", classification=True,
                          other_targets={"corrupt": y})  # fmt: skip
+
+
+def test_mismatched_other_targets_and_buffers_are_clear_errors():
+    model, x, y = _path_problem("conv")
+    kw = {"loss": "cross_entropy", "classification": True}
+    with pytest.raises(ConfigError, match="other target set 'corrupt' has 39 rows, the inputs 40"):
+        Objective(model, x, y, other_targets={"corrupt": y[:-1]}, **kw)
+    net = make_resnet(width=4, num_classes=4)
+    bn_model = FlatModel(net)
+    theta = torch.cat([p.detach().flatten() for p in net.parameters()]).expand(2, -1)
+    obj = Objective(bn_model, x, y, **kw)
+    wrong = bn_model.buffers.expand(3, -1)  # three rows of statistics for two points
+    with pytest.raises(ConfigError, match=r"buffers must be one row .* found \(3, "):
+        obj.evaluate(theta, wrong)
+    with pytest.raises(ConfigError, match="buffers must be one row"):
+        obj.outputs(theta, wrong[:, :5])

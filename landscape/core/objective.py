@@ -114,6 +114,12 @@ class Objective:
             )
         self.model, self.x, self.y = model, x, y
         self.others = dict(other_targets or {})
+        for name, t in self.others.items():
+            if len(t) != len(y):
+                raise ConfigError(
+                    f"Objective: other target set {name!r} has {len(t)} rows, the inputs "
+                    f"{len(y)}; give one target per input (the same order as x)"
+                )
         # a name (cross_entropy, mse) or a stacked loss: outputs (K, B, ...), y (K, B, ...) -> (K,)
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "custom")
         self._loss = loss_function(loss) if isinstance(loss, str) else loss
@@ -181,6 +187,7 @@ class Objective:
         point).
         """
         thetas = thetas.to(self.x.device)
+        self._check_buffers(thetas, buffers)
         copies = GRADIENT if gradient else FORWARD
         per_point = self.act * 4 * min(self.n, 256) * copies
         k_chunk = max(1, min(len(thetas), self.budget // per_point))
@@ -196,6 +203,19 @@ class Objective:
             parts.append(self._evaluate_chunk(thetas[sl], part_buffers, gradient))
         return _joined(parts)
 
+    def _check_buffers(self, thetas: torch.Tensor, buffers: torch.Tensor | None) -> None:
+        size = self.model.buffer_layout.size
+        if buffers is not None and tuple(buffers.shape) != (len(thetas), size):
+            raise ConfigError(
+                f"Objective.evaluate: buffers must be one row of {size} statistics per point, "
+                f"({len(thetas)}, {size}), found {tuple(buffers.shape)}; pass None to use the "
+                "model's own"
+            )
+
+    def _groups(self, k: int, path: str) -> list[slice]:
+        """The K points' groups per forward: one each on the loop path, else all together."""
+        return [slice(j, j + 1) for j in range(k)] if path == "loop" else [slice(0, k)]
+
     def _evaluate_chunk(
         self, thetas: torch.Tensor, buffers: torch.Tensor | None, gradient: bool
     ) -> Evaluation:
@@ -206,8 +226,7 @@ class Objective:
         if buffers is None:
             buffers = self.model.point_buffers(thetas)
         path = self.grad_path if gradient else self.path
-        loop = path == "loop"
-        groups = [slice(j, j + 1) for j in range(k)] if loop else [slice(0, k)]  # of the K points
+        groups = self._groups(k, path)
         rows = self._eval_rows(k, GRADIENT if gradient else FORWARD, path)
         with torch.set_grad_enabled(gradient):
             for xb, ys, w in self._target_chunks(rows):
@@ -234,13 +253,10 @@ class Objective:
         """The network's outputs (K, N, ...) at every row of thetas (K, P) on the objective's
         inputs (what a regression net draws), by `evaluate`'s path and data chunks."""
         thetas = thetas.to(self.x.device)
+        self._check_buffers(thetas, buffers)
         buffers = self.model.point_buffers(thetas) if buffers is None else buffers.to(thetas)
         path = self.path
-        groups = (
-            [slice(j, j + 1) for j in range(len(thetas))]
-            if path == "loop"
-            else [slice(0, len(thetas))]
-        )
+        groups = self._groups(len(thetas), path)
         chunks = []
         with torch.no_grad():
             for xb, _, _ in self._target_chunks(self._eval_rows(len(thetas), FORWARD, path)):
